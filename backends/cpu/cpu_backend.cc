@@ -1,0 +1,268 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "backends/cpu/cpu_kernels.h"
+#include "core/status_macros.h"
+
+namespace shardlm {
+namespace {
+
+class CpuBuffer : public Buffer {
+ public:
+  // Aliases `data` (weights in a mapped file).
+  CpuBuffer(DType type, int64_t rows, int64_t cols, uint64_t row_bytes, const void* data)
+      : Buffer(type, rows, cols),
+        row_bytes_(row_bytes),
+        data_(static_cast<uint8_t*>(const_cast<void*>(data))) {}
+  // Owns a zeroed F32 array.
+  CpuBuffer(int64_t rows, int64_t cols)
+      : Buffer(DType::kF32, rows, cols),
+        row_bytes_(cols * sizeof(float)),
+        owned_(static_cast<size_t>(rows * cols), 0.0f),
+        data_(reinterpret_cast<uint8_t*>(owned_.data())) {}
+
+  std::string device() const override { return "cpu"; }
+  const uint8_t* row(int64_t r) const { return data_ + r * row_bytes_; }
+  float* f32(int64_t r) { return reinterpret_cast<float*>(data_ + r * row_bytes_); }
+  const float* f32(int64_t r) const { return reinterpret_cast<const float*>(data_ + r * row_bytes_); }
+
+ private:
+  uint64_t row_bytes_;
+  std::vector<float> owned_;
+  uint8_t* data_;
+};
+
+const CpuBuffer& Cpu(const Buffer& b) { return static_cast<const CpuBuffer&>(b); }
+CpuBuffer& Cpu(Buffer* b) { return *static_cast<CpuBuffer*>(b); }
+
+absl::Status CheckF32(const Buffer& b, int64_t min_rows, int64_t cols, const char* what) {
+  if (b.dtype() != DType::kF32 || b.rows() < min_rows || b.cols() != cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": expected an f32 buffer of at least ", min_rows, " x ", cols, ", got ",
+        DTypeName(b.dtype()), " ", b.rows(), " x ", b.cols()));
+  }
+  return absl::OkStatus();
+}
+
+int DefaultThreads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const BackendOptions& opts) : pool_(DefaultThreads(opts.threads)) {}
+
+bool CpuBackend::SupportsWeightType(DType type) const { return Info(type).compute_supported; }
+
+absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateWeight(DType type, int64_t rows,
+                                                                 int64_t cols, const void* host) {
+  if (!SupportsWeightType(type)) {
+    return absl::UnimplementedError(
+        absl::StrCat("cpu backend does not support ", DTypeName(type), " weights"));
+  }
+  ASSIGN_OR_RETURN(uint64_t row_bytes, RowBytes(type, cols));
+  return std::unique_ptr<Buffer>(new CpuBuffer(type, rows, cols, row_bytes, host));
+}
+
+absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateActivation(int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return absl::InvalidArgumentError("empty activation buffer");
+  return std::unique_ptr<Buffer>(new CpuBuffer(rows, cols));
+}
+
+absl::Status CpuBackend::Write(absl::Span<const float> src, int64_t row, Buffer* dst) {
+  if (dst->dtype() != DType::kF32 || src.size() % dst->cols() != 0 ||
+      row + static_cast<int64_t>(src.size()) / dst->cols() > dst->rows()) {
+    return absl::InvalidArgumentError("Write: out of range");
+  }
+  std::memcpy(Cpu(dst).f32(row), src.data(), src.size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Read(const Buffer& src, int64_t row, absl::Span<float> dst) {
+  if (src.dtype() != DType::kF32 || dst.size() % src.cols() != 0 ||
+      row + static_cast<int64_t>(dst.size()) / src.cols() > src.rows()) {
+    return absl::InvalidArgumentError("Read: out of range");
+  }
+  std::memcpy(dst.data(), Cpu(src).f32(row), dst.size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
+  RETURN_IF_ERROR(CheckF32(x, n, w.cols(), "MatMul input"));
+  RETURN_IF_ERROR(CheckF32(*out, n, w.rows(), "MatMul output"));
+  const CpuBuffer& cw = Cpu(w);
+  const CpuBuffer& cx = Cpu(x);
+  CpuBuffer& co = Cpu(out);
+  const int64_t cols = w.cols();
+  const DType type = w.dtype();
+  pool_.ParallelFor(w.rows(), [&](int64_t begin, int64_t end) {
+    std::vector<float> row(type == DType::kF32 ? 0 : cols);
+    for (int64_t r = begin; r < end; ++r) {
+      const float* wr = reinterpret_cast<const float*>(cw.row(r));
+      if (type != DType::kF32) {
+        DequantizeRow(type, cw.row(r), cols, row.data()).IgnoreError();
+        wr = row.data();
+      }
+      for (int64_t i = 0; i < n; ++i) co.f32(i)[r] = cpu::DotF32(wr, cx.f32(i), cols);
+    }
+  }, n * cols);
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> tokens,
+                               Buffer* out) {
+  const int64_t n = tokens.size();
+  RETURN_IF_ERROR(CheckF32(*out, n, table.cols(), "Embed output"));
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= table.rows()) {
+      return absl::OutOfRangeError(absl::StrCat("token id ", tokens[i], " outside the vocabulary of ",
+                                                table.rows()));
+    }
+    RETURN_IF_ERROR(DequantizeRow(table.dtype(), Cpu(table).row(tokens[i]), table.cols(),
+                                  Cpu(out).f32(i)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n,
+                                 Buffer* out) {
+  const int64_t d = x.cols();
+  RETURN_IF_ERROR(CheckF32(x, n, d, "RmsNorm input"));
+  RETURN_IF_ERROR(CheckF32(weight, 1, d, "RmsNorm weight"));
+  RETURN_IF_ERROR(CheckF32(*out, n, d, "RmsNorm output"));
+  const float* g = Cpu(weight).f32(0);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = Cpu(x).f32(i);
+    float* oi = Cpu(out).f32(i);
+    const float ss = cpu::DotF32(xi, xi, d);
+    const float scale = 1.0f / std::sqrt(ss / d + eps);
+    for (int64_t j = 0; j < d; ++j) oi[j] = xi[j] * scale * g[j];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Rope(const RopeParams& p, absl::Span<const int32_t> positions,
+                              Buffer* x) {
+  RETURN_IF_ERROR(CheckF32(*x, positions.size(), p.n_heads * p.head_dim, "Rope input"));
+  const int64_t half = p.rope_dim / 2;
+  std::vector<float> cos_t(half), sin_t(half);
+  for (size_t i = 0; i < positions.size(); ++i) {
+    for (int64_t k = 0; k < half; ++k) {
+      const double freq = std::pow(p.theta, -2.0 * k / p.rope_dim);
+      const double angle = positions[i] * freq;
+      cos_t[k] = static_cast<float>(std::cos(angle));
+      sin_t[k] = static_cast<float>(std::sin(angle));
+    }
+    float* row = Cpu(x).f32(i);
+    for (int64_t h = 0; h < p.n_heads; ++h) {
+      float* v = row + h * p.head_dim;
+      for (int64_t k = 0; k < half; ++k) {
+        const int64_t a = p.layout == RopeLayout::kInterleaved ? 2 * k : k;
+        const int64_t b = p.layout == RopeLayout::kInterleaved ? 2 * k + 1 : k + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos_t[k] - x1 * sin_t[k];
+        v[b] = x0 * sin_t[k] + x1 * cos_t[k];
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::StoreRows(const Buffer& src, absl::Span<const int32_t> rows,
+                                   Buffer* dst) {
+  RETURN_IF_ERROR(CheckF32(src, rows.size(), dst->cols(), "StoreRows source"));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= dst->rows()) {
+      return absl::OutOfRangeError(absl::StrCat("StoreRows: row ", rows[i], " outside ", dst->rows()));
+    }
+    std::memcpy(Cpu(dst).f32(rows[i]), Cpu(src).f32(i), dst->cols() * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
+                                   const Buffer& k_cache, const Buffer& v_cache,
+                                   absl::Span<const int32_t> positions, Buffer* out) {
+  const int64_t n = positions.size();
+  const int64_t hd = s.head_dim;
+  if (s.n_kv_heads <= 0 || s.n_heads % s.n_kv_heads != 0) {
+    return absl::InvalidArgumentError("Attention: heads not a multiple of kv heads");
+  }
+  RETURN_IF_ERROR(CheckF32(q, n, s.n_heads * hd, "Attention q"));
+  RETURN_IF_ERROR(CheckF32(*out, n, s.n_heads * hd, "Attention output"));
+  RETURN_IF_ERROR(CheckF32(k_cache, 1, s.n_kv_heads * hd, "Attention k cache"));
+  RETURN_IF_ERROR(CheckF32(v_cache, 1, s.n_kv_heads * hd, "Attention v cache"));
+  for (int32_t p : positions) {
+    if (p < 0 || p >= k_cache.rows()) return absl::OutOfRangeError("Attention: position outside cache");
+  }
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  pool_.ParallelFor(n * s.n_heads, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t i = job / s.n_heads, h = job % s.n_heads;
+      const int64_t kvh = h / group;
+      const float* qh = Cpu(q).f32(i) + h * hd;
+      const int64_t len = positions[i] + 1;
+      scores.resize(len);
+      float max = -INFINITY;
+      for (int64_t t = 0; t < len; ++t) {
+        scores[t] = cpu::DotF32(qh, Cpu(k_cache).f32(t) + kvh * hd, hd) * scale;
+        max = std::max(max, scores[t]);
+      }
+      float sum = 0.0f;
+      for (int64_t t = 0; t < len; ++t) {
+        scores[t] = std::exp(scores[t] - max);
+        sum += scores[t];
+      }
+      float* oh = Cpu(out).f32(i) + h * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      const float inv = 1.0f / sum;
+      for (int64_t t = 0; t < len; ++t) {
+        cpu::Axpy(scores[t] * inv, Cpu(v_cache).f32(t) + kvh * hd, oh, hd);
+      }
+    }
+  }, 2 * hd * (positions.back() + 1));
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::SiluMul(const Buffer& gate, const Buffer& up, int64_t n, Buffer* out) {
+  RETURN_IF_ERROR(CheckF32(gate, n, gate.cols(), "SiluMul gate"));
+  RETURN_IF_ERROR(CheckF32(up, n, gate.cols(), "SiluMul up"));
+  RETURN_IF_ERROR(CheckF32(*out, n, gate.cols(), "SiluMul output"));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* g = Cpu(gate).f32(i);
+    const float* u = Cpu(up).f32(i);
+    float* o = Cpu(out).f32(i);
+    for (int64_t j = 0; j < gate.cols(); ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Add(const Buffer& x, int64_t n, Buffer* acc) {
+  RETURN_IF_ERROR(CheckF32(x, n, acc->cols(), "Add input"));
+  RETURN_IF_ERROR(CheckF32(*acc, n, x.cols(), "Add accumulator"));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = Cpu(x).f32(i);
+    float* ai = Cpu(acc).f32(i);
+    for (int64_t j = 0; j < x.cols(); ++j) ai[j] += xi[j];
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+const Registrar<Backend, BackendOptions> kRegisterCpu(
+    "cpu", [](const BackendOptions& opts) -> absl::StatusOr<std::unique_ptr<Backend>> {
+      return std::unique_ptr<Backend>(new CpuBackend(opts));
+    });
+}  // namespace
+
+}  // namespace shardlm

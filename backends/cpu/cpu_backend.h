@@ -1,0 +1,49 @@
+// The "cpu" backend: host memory, a persistent thread pool, ops split across
+// output rows. Weights alias the caller's (memory-mapped) bytes; no copy.
+// Results do not depend on the thread count: each output element is computed
+// by one thread in a fixed order.
+#ifndef SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_
+#define SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_
+
+#include <memory>
+#include <string>
+
+#include "backends/cpu/thread_pool.h"
+#include "core/backend.h"
+
+namespace shardlm {
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& opts);
+
+  std::string name() const override { return "cpu"; }
+  bool SupportsWeightType(DType type) const override;
+  int parallelism() const override { return pool_.size(); }
+
+  absl::StatusOr<std::unique_ptr<Buffer>> CreateWeight(DType type, int64_t rows, int64_t cols,
+                                                       const void* host) override;
+  absl::StatusOr<std::unique_ptr<Buffer>> CreateActivation(int64_t rows, int64_t cols) override;
+  absl::Status Write(absl::Span<const float> src, int64_t row, Buffer* dst) override;
+  absl::Status Read(const Buffer& src, int64_t row, absl::Span<float> dst) override;
+
+  absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) override;
+  absl::Status Embed(const Buffer& table, absl::Span<const int32_t> tokens, Buffer* out) override;
+  absl::Status RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n,
+                       Buffer* out) override;
+  absl::Status Rope(const RopeParams& params, absl::Span<const int32_t> positions,
+                    Buffer* x) override;
+  absl::Status StoreRows(const Buffer& src, absl::Span<const int32_t> rows, Buffer* dst) override;
+  absl::Status Attention(const AttentionShape& shape, const Buffer& q, const Buffer& k_cache,
+                         const Buffer& v_cache, absl::Span<const int32_t> positions,
+                         Buffer* out) override;
+  absl::Status SiluMul(const Buffer& gate, const Buffer& up, int64_t n, Buffer* out) override;
+  absl::Status Add(const Buffer& x, int64_t n, Buffer* acc) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_

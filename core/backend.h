@@ -1,0 +1,121 @@
+// Backend: the compute plugin. Owns device memory (Buffers) and runs the ops
+// of a llama-family forward pass. Registered by name ("cpu", "cuda") in
+// BackendRegistry; the engine only uses this interface and asks what the
+// backend supports instead of assuming.
+#ifndef SHARDLM_CORE_BACKEND_H_
+#define SHARDLM_CORE_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/dtype.h"
+#include "core/model_config.h"
+#include "core/registry.h"
+
+namespace shardlm {
+
+// A 2-D row-major tensor (`rows` x `cols` elements of `dtype`) in one
+// backend's memory. Only the backend that made it may use it.
+class Buffer {
+ public:
+  Buffer(DType dtype, int64_t rows, int64_t cols) : dtype_(dtype), rows_(rows), cols_(cols) {}
+  virtual ~Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  DType dtype() const { return dtype_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  // Device the memory lives on ("cpu", "cuda:0").
+  virtual std::string device() const = 0;
+
+ private:
+  DType dtype_;
+  int64_t rows_;
+  int64_t cols_;
+};
+
+struct BackendOptions {
+  int threads = 0;  // 0: one per available core
+  int device = 0;   // GPU ordinal for GPU backends
+};
+
+// Shape of grouped-query attention over a KV cache.
+struct AttentionShape {
+  int64_t n_heads = 0;     // query heads in `q`
+  int64_t n_kv_heads = 0;  // K/V heads in the caches; n_heads % n_kv_heads == 0
+  int64_t head_dim = 0;
+};
+
+// Rotary embedding parameters.
+struct RopeParams {
+  int64_t n_heads = 0;
+  int64_t head_dim = 0;
+  int64_t rope_dim = 0;  // leading dims of each head that rotate
+  double theta = 10000.0;
+  RopeLayout layout = RopeLayout::kInterleaved;
+};
+
+class Backend {
+ public:
+  static constexpr const char* kPluginKind = "backend";
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  // Whether MatMul/Embed accept weights of `type`.
+  virtual bool SupportsWeightType(DType type) const = 0;
+  // Threads (CPU) or streams the backend computes with; for --stats.
+  virtual int parallelism() const = 0;
+
+  // A weight matrix of `rows` x `cols` in `type` from host bytes laid out as
+  // GGUF stores them (row-major, each row RowBytes(type, cols)). `host` must
+  // stay valid for the Backend's lifetime: a host backend may alias it.
+  virtual absl::StatusOr<std::unique_ptr<Buffer>> CreateWeight(DType type, int64_t rows,
+                                                               int64_t cols, const void* host) = 0;
+  // A zero-filled F32 activation buffer.
+  virtual absl::StatusOr<std::unique_ptr<Buffer>> CreateActivation(int64_t rows,
+                                                                   int64_t cols) = 0;
+  // Host <-> device copies of whole F32 rows starting at `row`.
+  virtual absl::Status Write(absl::Span<const float> src, int64_t row, Buffer* dst) = 0;
+  virtual absl::Status Read(const Buffer& src, int64_t row, absl::Span<float> dst) = 0;
+
+  // out[i, r] = sum_c w[r, c] * x[i, c] for the first `n` rows of x.
+  virtual absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) = 0;
+  // out[i, :] = table[tokens[i], :] as F32.
+  virtual absl::Status Embed(const Buffer& table, absl::Span<const int32_t> tokens,
+                             Buffer* out) = 0;
+  // out[i, :] = x[i, :] / rms(x[i, :]) * weight for the first `n` rows.
+  virtual absl::Status RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n,
+                               Buffer* out) = 0;
+  // Rotates each head of x's first positions.size() rows by its position.
+  virtual absl::Status Rope(const RopeParams& params, absl::Span<const int32_t> positions,
+                            Buffer* x) = 0;
+  // dst[rows[i], :] = src[i, :].
+  virtual absl::Status StoreRows(const Buffer& src, absl::Span<const int32_t> rows,
+                                 Buffer* dst) = 0;
+  // Causal attention: row i of q (at position positions[i]) attends to cache
+  // rows 0..positions[i]; out has n_heads * head_dim columns.
+  virtual absl::Status Attention(const AttentionShape& shape, const Buffer& q,
+                                 const Buffer& k_cache, const Buffer& v_cache,
+                                 absl::Span<const int32_t> positions, Buffer* out) = 0;
+  // out = silu(gate) * up, elementwise over the first `n` rows.
+  virtual absl::Status SiluMul(const Buffer& gate, const Buffer& up, int64_t n, Buffer* out) = 0;
+  // acc += x over the first `n` rows.
+  virtual absl::Status Add(const Buffer& x, int64_t n, Buffer* acc) = 0;
+};
+
+using BackendRegistry = Registry<Backend, BackendOptions>;
+
+// Creates the backend registered as `name`.
+inline absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& name,
+                                                              const BackendOptions& opts) {
+  return BackendRegistry::Global().Create(name, opts);
+}
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_CORE_BACKEND_H_

@@ -1,0 +1,84 @@
+// `shardlm inspect PATH`: what is inside a GGUF file.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/gguf.h"
+#include "core/model_config.h"
+#include "core/status_macros.h"
+#include "gflags/gflags.h"
+#include "tools/commands.h"
+
+DEFINE_int32(max_array, 8, "Array elements shown per metadata value");
+
+namespace shardlm::cli {
+namespace {
+
+std::string HumanBytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = b;
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? absl::StrCat(b, " B") : absl::StrFormat("%.2f %s", v, units[u]);
+}
+
+absl::Status Inspect(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  std::printf("file: %s\nformat: GGUF v%u, %s, alignment %llu, data at offset %llu\n",
+              path.c_str(), file->version(), HumanBytes(file->file_size()).c_str(),
+              static_cast<unsigned long long>(file->alignment()),
+              static_cast<unsigned long long>(file->data_offset()));
+  std::printf("\nmetadata (%zu keys):\n", file->metadata().size());
+  for (const auto& [key, value] : file->metadata()) {
+    std::printf("  %-44s %s\n", key.c_str(),
+                value.DebugString(std::max(0, FLAGS_max_array)).c_str());
+  }
+  std::printf("\ntensors (%zu):\n  %-36s %-6s %-22s %12s\n", file->tensors().size(), "name",
+              "type", "shape", "bytes");
+  uint64_t total = 0, elements = 0;
+  std::map<std::string, uint64_t> by_type;
+  for (const GgufTensorInfo& t : file->tensors()) {
+    std::printf("  %-36s %-6s %-22s %12llu\n", t.name.c_str(), DTypeName(t.type).c_str(),
+                absl::StrCat("[", absl::StrJoin(t.dims, ", "), "]").c_str(),
+                static_cast<unsigned long long>(t.size_bytes));
+    total += t.size_bytes;
+    elements += t.num_elements;
+    by_type[DTypeName(t.type)] += t.size_bytes;
+  }
+  std::vector<std::string> parts;
+  for (const auto& [type, bytes] : by_type) parts.push_back(absl::StrCat(type, " ", HumanBytes(bytes)));
+  std::printf("\ntotal: %zu tensors, %llu parameters, %s (%s)\n", file->tensors().size(),
+              static_cast<unsigned long long>(elements), HumanBytes(total).c_str(),
+              absl::StrJoin(parts, ", ").c_str());
+  auto config = LlamaConfigFromGguf(*file);
+  if (config.ok()) {
+    std::printf("model: %s\n", config->ToString().c_str());
+  } else {
+    std::printf("model: not a supported llama-family model (%s)\n",
+                std::string(config.status().message()).c_str());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunInspect(const std::vector<std::string>& args) {
+  if (args.size() != 1) {
+    return Fail("inspect", absl::InvalidArgumentError(
+                               args.empty() ? "missing PATH (usage: shardlm inspect PATH)"
+                                            : "expected exactly one PATH"));
+  }
+  absl::Status s = Inspect(args[0]);
+  return s.ok() ? 0 : Fail("inspect", s);
+}
+
+}  // namespace shardlm::cli
