@@ -317,7 +317,7 @@ absl::Status GgufFile::Parse() {
         absl::StrCat(source_, ": GGUF version 1 is not supported (only 2 and 3)"));
   }
   if (version_ != 2 && version_ != 3) {
-    if ((version_ & 0xffff) == 0 && (version_ >> 24) <= 3) {
+    if ((version_ & 0xffff) == 0 && (version_ >> 24) >= 1 && (version_ >> 24) <= 3) {
       return absl::InvalidArgumentError(
           absl::StrCat(source_, ": big-endian GGUF files are not supported"));
     }
@@ -329,11 +329,16 @@ absl::Status GgufFile::Parse() {
   // Each key/value takes at least 8 (key length) + 4 (type) + 1 bytes; each
   // tensor info at least 8 + 4 + 8 + 4 + 8.
   if (n_kv > c.remaining() / 13) {
-    return c.Error(absl::StrCat("metadata count ", n_kv, " is larger than the file could hold"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_, ": truncated or corrupt GGUF file: metadata count ", n_kv,
+        " is larger than the file could hold (", c.remaining(), " bytes remain at offset ",
+        c.offset(), ")"));
   }
   if (n_tensors > c.remaining() / 32) {
-    return c.Error(
-        absl::StrCat("tensor count ", n_tensors, " is larger than the file could hold"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        source_, ": truncated or corrupt GGUF file: tensor count ", n_tensors,
+        " is larger than the file could hold (", c.remaining(), " bytes remain at offset ",
+        c.offset(), ")"));
   }
 
   metadata_.reserve(n_kv);
@@ -434,17 +439,20 @@ const GgufValue* GgufFile::Find(absl::string_view key) const {
 absl::StatusOr<uint64_t> GgufFile::GetUint(absl::string_view key) const {
   const GgufValue* v = Find(key);
   if (v == nullptr) return absl::NotFoundError(absl::StrCat(source_, ": missing key '", key, "'"));
+  // uint64 values above 2^63 are valid; only their `i` mirror is negative.
+  if (v->type == GgufType::kUint64) return v->u;
   if (!v->is_integer() || v->i < 0) {
     return absl::InvalidArgumentError(absl::StrCat(source_, ": key '", key, "' is ",
                                                    v->DebugString(), ", expected an unsigned integer"));
   }
-  return v->type == GgufType::kUint64 ? v->u : static_cast<uint64_t>(v->i);
+  return static_cast<uint64_t>(v->i);
 }
 
 absl::StatusOr<double> GgufFile::GetFloat(absl::string_view key) const {
   const GgufValue* v = Find(key);
   if (v == nullptr) return absl::NotFoundError(absl::StrCat(source_, ": missing key '", key, "'"));
   if (v->is_float()) return v->f;
+  if (v->type == GgufType::kUint64) return static_cast<double>(v->u);
   if (v->is_integer()) return static_cast<double>(v->i);
   return absl::InvalidArgumentError(
       absl::StrCat(source_, ": key '", key, "' is ", GgufTypeName(v->type), ", expected a number"));

@@ -997,8 +997,8 @@ TEST_F(GgufMalformedTest, TruncatedInsideATensorInfo) {
 TEST_F(GgufMalformedTest, TruncatedInsideTensorDataNamesTheTensor) {
   const size_t b_start = img_.lay.data_offset + Tensor("b").rel_offset;
   EXPECT_TRUE(IsInvalid(ParseStatus(Good().substr(0, b_start + 10)),
-                        {"truncated", "tensor 'b' data", absl::StrCat("[", b_start, ", ", b_start + 34, ")"},
-                        "lies outside the file"}));
+                        {"truncated", "tensor 'b' data", absl::StrCat("[", b_start, ", ", b_start + 34, ")"),
+                         "lies outside the file"}));
   // Only the last byte of the last tensor missing.
   EXPECT_TRUE(IsInvalid(ParseStatus(Good().substr(0, Good().size() - 1)),
                         {"truncated", "tensor 'c' data", "lies outside the file"}));

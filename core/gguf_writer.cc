@@ -143,11 +143,22 @@ absl::Status GgufWriter::Emit(const std::function<void(const void*, size_t)>& si
   Put<uint32_t>(&header, 0x46554747);
   Put<uint32_t>(&header, 3);
   Put<uint64_t>(&header, tensors_.size());
-  Put<uint64_t>(&header, metadata_.size());
+  // Readers assume 32 unless the file says otherwise: declare any other
+  // alignment (unless the caller already did).
+  bool declare_alignment = alignment_ != 32;
+  for (const auto& kv : metadata_) {
+    if (kv.first == "general.alignment") declare_alignment = false;
+  }
+  Put<uint64_t>(&header, metadata_.size() + (declare_alignment ? 1 : 0));
   for (const auto& [key, value] : metadata_) {
     PutString(&header, key);
     Put<uint32_t>(&header, static_cast<uint32_t>(value.type));
     EncodeGgufValue(value, &header);
+  }
+  if (declare_alignment) {
+    PutString(&header, "general.alignment");
+    Put<uint32_t>(&header, static_cast<uint32_t>(GgufType::kUint32));
+    Put<uint32_t>(&header, static_cast<uint32_t>(alignment_));
   }
   for (const Tensor& t : tensors_) {
     PutString(&header, t.name);

@@ -33,7 +33,7 @@ TEST(ThreadPoolTest, ReusesThreadsAcrossManyCalls) {
 TEST(ThreadPoolTest, SplitIsContiguousAndDeterministic) {
   ThreadPool pool(3);
   std::vector<std::pair<int64_t, int64_t>> chunks(3, {-1, -1});
-  pool.ParallelFor(10, [&](int64_t b, int64_t e) { chunks[b * 3 / 10] = {b, e}; });
+  pool.ParallelFor(10, [&](int64_t b, int64_t e) { chunks[b == 0 ? 0 : b == 3 ? 1 : 2] = {b, e}; });
   EXPECT_EQ(chunks[0], std::make_pair(int64_t{0}, int64_t{3}));
   EXPECT_EQ(chunks[1], std::make_pair(int64_t{3}, int64_t{6}));
   EXPECT_EQ(chunks[2], std::make_pair(int64_t{6}, int64_t{10}));

@@ -1,0 +1,212 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace shardlm {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+std::unique_ptr<Buffer> Act(Backend& b, int64_t rows, int64_t cols, const std::vector<float>& v) {
+  auto buf = b.CreateActivation(rows, cols).value();
+  EXPECT_TRUE(b.Write(v, 0, buf.get()).ok());
+  return buf;
+}
+
+std::vector<float> ReadAll(Backend& b, const Buffer& buf) {
+  std::vector<float> v(buf.rows() * buf.cols());
+  EXPECT_TRUE(b.Read(buf, 0, absl::MakeSpan(v)).ok());
+  return v;
+}
+
+TEST(CpuBackendTest, RegisteredAsCpu) {
+  auto backend = CreateBackend("cpu", BackendOptions{});
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  EXPECT_EQ((*backend)->name(), "cpu");
+  auto missing = CreateBackend("nope", BackendOptions{});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("cpu"), std::string::npos);
+}
+
+class MatMulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatMulTest, MatchesDequantizedReference) {
+  const DType type = GetParam();
+  const int64_t rows = 37, cols = 96;
+  const std::vector<float> wf = Random(rows * cols, 1);
+  std::vector<uint8_t> wq(*RowBytes(type, rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(QuantizeRow(type, wf.data() + r * cols, cols,
+                            wq.data() + r * *RowBytes(type, cols)).ok());
+  }
+  std::vector<float> wd(rows * cols);
+  ASSERT_TRUE(DequantizeRow(type, wq.data(), rows * cols, wd.data()).ok());
+  for (int threads : {1, 3}) {
+    CpuBackend b(BackendOptions{threads});
+    auto w = b.CreateWeight(type, rows, cols, wq.data()).value();
+    for (int64_t n : {1, 5}) {
+      const std::vector<float> x = Random(n * cols, 2);
+      auto xb = Act(b, n, cols, x);
+      auto out = b.CreateActivation(n, rows).value();
+      ASSERT_TRUE(b.MatMul(*w, *xb, n, out.get()).ok());
+      const std::vector<float> y = ReadAll(b, *out);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = 0;
+          for (int64_t c = 0; c < cols; ++c) ref += double(wd[r * cols + c]) * x[i * cols + c];
+          EXPECT_NEAR(y[i * rows + r], ref, 1e-4) << DTypeName(type) << " " << i << "," << r;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllWeightTypes, MatMulTest,
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
+                                           DType::kQ4_0),
+                         [](const auto& info) { return DTypeName(info.param); });
+
+TEST(CpuBackendTest, ThreadCountDoesNotChangeBits) {
+  const int64_t rows = 300, cols = 128, n = 4;
+  const std::vector<float> w = Random(rows * cols, 3), x = Random(n * cols, 4);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 5}) {
+    CpuBackend b(BackendOptions{threads});
+    auto wb = b.CreateWeight(DType::kF32, rows, cols, w.data()).value();
+    auto xb = Act(b, n, cols, x);
+    auto out = b.CreateActivation(n, rows).value();
+    ASSERT_TRUE(b.MatMul(*wb, *xb, n, out.get()).ok());
+    results.push_back(ReadAll(b, *out));
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
+TEST(CpuBackendTest, RmsNorm) {
+  CpuBackend b(BackendOptions{2});
+  const int64_t d = 10;
+  const std::vector<float> x = Random(2 * d, 5), g = Random(d, 6);
+  auto xb = Act(b, 2, d, x);
+  auto gb = Act(b, 1, d, g);
+  auto out = b.CreateActivation(2, d).value();
+  ASSERT_TRUE(b.RmsNorm(*xb, *gb, 1e-5f, 2, out.get()).ok());
+  const std::vector<float> y = ReadAll(b, *out);
+  for (int i = 0; i < 2; ++i) {
+    double ss = 0;
+    for (int j = 0; j < d; ++j) ss += double(x[i * d + j]) * x[i * d + j];
+    const double s = 1.0 / std::sqrt(ss / d + 1e-5);
+    for (int j = 0; j < d; ++j) EXPECT_NEAR(y[i * d + j], x[i * d + j] * s * g[j], 1e-5);
+  }
+}
+
+TEST(CpuBackendTest, RopeBothLayouts) {
+  CpuBackend b(BackendOptions{1});
+  const int64_t heads = 2, hd = 8, rope_dim = 6;
+  const std::vector<float> x = Random(2 * heads * hd, 7);
+  for (RopeLayout layout : {RopeLayout::kInterleaved, RopeLayout::kNeox}) {
+    auto xb = Act(b, 2, heads * hd, x);
+    const std::vector<int32_t> pos = {0, 5};
+    ASSERT_TRUE(b.Rope({heads, hd, rope_dim, 500.0, layout}, pos, xb.get()).ok());
+    const std::vector<float> y = ReadAll(b, *xb);
+    for (int i = 0; i < 2; ++i) {
+      for (int h = 0; h < heads; ++h) {
+        const float* in = x.data() + (i * heads + h) * hd;
+        const float* out = y.data() + (i * heads + h) * hd;
+        for (int k = 0; k < rope_dim / 2; ++k) {
+          const int a = layout == RopeLayout::kInterleaved ? 2 * k : k;
+          const int c = layout == RopeLayout::kInterleaved ? 2 * k + 1 : k + rope_dim / 2;
+          const double angle = pos[i] * std::pow(500.0, -2.0 * k / rope_dim);
+          EXPECT_NEAR(out[a], in[a] * std::cos(angle) - in[c] * std::sin(angle), 1e-5);
+          EXPECT_NEAR(out[c], in[a] * std::sin(angle) + in[c] * std::cos(angle), 1e-5);
+        }
+        for (int k = rope_dim; k < hd; ++k) {
+          if (layout == RopeLayout::kInterleaved) EXPECT_EQ(out[k], in[k]);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuBackendTest, GroupedQueryAttentionMatchesNaive) {
+  CpuBackend b(BackendOptions{2});
+  const AttentionShape s{4, 2, 8};
+  const int64_t len = 6;
+  const std::vector<float> k = Random(len * s.n_kv_heads * s.head_dim, 8);
+  const std::vector<float> v = Random(len * s.n_kv_heads * s.head_dim, 9);
+  const std::vector<float> q = Random(2 * s.n_heads * s.head_dim, 10);
+  auto kb = Act(b, len, s.n_kv_heads * s.head_dim, k);
+  auto vb = Act(b, len, s.n_kv_heads * s.head_dim, v);
+  auto qb = Act(b, 2, s.n_heads * s.head_dim, q);
+  auto out = b.CreateActivation(2, s.n_heads * s.head_dim).value();
+  const std::vector<int32_t> pos = {2, 5};
+  ASSERT_TRUE(b.Attention(s, *qb, *kb, *vb, pos, out.get()).ok());
+  const std::vector<float> y = ReadAll(b, *out);
+  const int64_t kvd = s.n_kv_heads * s.head_dim;
+  for (int i = 0; i < 2; ++i) {
+    for (int h = 0; h < s.n_heads; ++h) {
+      const int kvh = h / 2;
+      std::vector<double> w(pos[i] + 1);
+      double max = -1e300, sum = 0;
+      for (int t = 0; t <= pos[i]; ++t) {
+        double dot = 0;
+        for (int d = 0; d < s.head_dim; ++d) {
+          dot += double(q[(i * s.n_heads + h) * s.head_dim + d]) * k[t * kvd + kvh * s.head_dim + d];
+        }
+        w[t] = dot / std::sqrt(double(s.head_dim));
+        max = std::max(max, w[t]);
+      }
+      for (double& x : w) sum += (x = std::exp(x - max));
+      for (int d = 0; d < s.head_dim; ++d) {
+        double ref = 0;
+        for (int t = 0; t <= pos[i]; ++t) ref += w[t] / sum * v[t * kvd + kvh * s.head_dim + d];
+        EXPECT_NEAR(y[(i * s.n_heads + h) * s.head_dim + d], ref, 1e-5);
+      }
+    }
+  }
+}
+
+TEST(CpuBackendTest, ElementwiseAndEmbed) {
+  CpuBackend b(BackendOptions{1});
+  const std::vector<float> g = {-1, 0, 2}, u = {3, 4, 5};
+  auto gb = Act(b, 1, 3, g), ub = Act(b, 1, 3, u);
+  auto out = b.CreateActivation(1, 3).value();
+  ASSERT_TRUE(b.SiluMul(*gb, *ub, 1, out.get()).ok());
+  std::vector<float> y = ReadAll(b, *out);
+  for (int j = 0; j < 3; ++j) EXPECT_NEAR(y[j], g[j] / (1 + std::exp(-g[j])) * u[j], 1e-6);
+  ASSERT_TRUE(b.Add(*ub, 1, out.get()).ok());
+  y = ReadAll(b, *out);
+  EXPECT_NEAR(y[2], 2 / (1 + std::exp(-2.0)) * 5 + 5, 1e-5);
+
+  const std::vector<float> table = {0, 1, 10, 11, 20, 21};
+  auto tb = b.CreateWeight(DType::kF32, 3, 2, table.data()).value();
+  auto eb = b.CreateActivation(2, 2).value();
+  const std::vector<int32_t> ids = {2, 0};
+  ASSERT_TRUE(b.Embed(*tb, ids, eb.get()).ok());
+  EXPECT_EQ(ReadAll(b, *eb), (std::vector<float>{20, 21, 0, 1}));
+  const std::vector<int32_t> bad = {3};
+  EXPECT_EQ(b.Embed(*tb, bad, eb.get()).code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(CpuBackendTest, ShapeMismatchIsAnError) {
+  CpuBackend b(BackendOptions{1});
+  const std::vector<float> w(12);
+  auto wb = b.CreateWeight(DType::kF32, 3, 4, w.data()).value();
+  auto x = b.CreateActivation(1, 5).value();
+  auto out = b.CreateActivation(1, 3).value();
+  EXPECT_EQ(b.MatMul(*wb, *x, 1, out.get()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(b.CreateWeight(DType::kQ4_1, 1, 32, w.data()).ok());
+  EXPECT_FALSE(b.CreateWeight(DType::kQ8_0, 1, 33, w.data()).ok());
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `shardlm` binary as users run it: golden greedy text
+# on the real model through the default-model path, clean one-line errors on
+# bad input, flags and help.
+set -uo pipefail
+
+BIN="$TEST_SRCDIR/$TEST_WORKSPACE/tools/shardlm"
+MODEL=""
+for c in "$TEST_SRCDIR/models/stories260K.gguf" "$TEST_SRCDIR/$TEST_WORKSPACE/external/models/stories260K.gguf"; do
+  [ -f "$c" ] && MODEL="$c" && break
+done
+T="$TEST_TMPDIR"
+fails=0
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
+
+# expect_error NAME EXPECTED_SUBSTRING -- CMD...: non-zero exit, exactly one
+# stderr line containing the substring, nothing on stdout.
+expect_error() {
+  local name="$1" want="$2"; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -qF -- "$want" "$T/err" && [ ! -s "$T/out" ]; then
+    pass "$name"
+  else
+    fail "$name (rc=$rc, stderr lines=$lines): $(head -c 300 "$T/err")"
+  fi
+}
+
+# --- errors that need no model ---
+printf 'hello, this is not a model\n' >"$T/notgguf.txt"
+expect_error "inspect missing file" "no/such/file.gguf" -- "$BIN" inspect "$T/no/such/file.gguf"
+expect_error "generate missing file" "no/such/file.gguf" -- "$BIN" generate --model "$T/no/such/file.gguf"
+expect_error "inspect non-GGUF" "not a GGUF file" -- "$BIN" inspect "$T/notgguf.txt"
+expect_error "generate non-GGUF" "not a GGUF file" -- "$BIN" generate --model "$T/notgguf.txt"
+expect_error "inspect directory" "not a regular file" -- "$BIN" inspect "$T"
+expect_error "inspect without path" "missing PATH" -- "$BIN" inspect
+expect_error "unknown command" "unknown command" -- "$BIN" frobnicate
+expect_error "unknown flag" "nosuchflag" -- "$BIN" generate --nosuchflag=1
+expect_error "flag of another command" "does not apply" -- "$BIN" inspect --steps 3 "$T/notgguf.txt"
+expect_error "negative temperature" "--temperature" -- "$BIN" generate --temperature -1 --model "$T/notgguf.txt"
+expect_error "bad top-p" "--top-p" -- "$BIN" generate --top-p 1.5 --model "$T/notgguf.txt"
+expect_error "negative steps" "--steps" -- "$BIN" generate --steps -2 --model "$T/notgguf.txt"
+mkdir -p "$T/lonely/project"
+(cd "$T/lonely/project" && expect_error "default model missing" "--model" -- "$BIN" generate)
+
+"$BIN" --help >"$T/out" 2>&1 && grep -q generate "$T/out" && pass "--help" || fail "--help"
+"$BIN" generate --help >"$T/out" 2>&1 && grep -q -- "--top-p" "$T/out" && grep -q -- "--temperature" "$T/out" \
+  && pass "generate --help" || fail "generate --help"
+
+if [ -z "$MODEL" ]; then
+  echo "SKIP: ../shared/models/stories260K.gguf is absent; model tests skipped"
+  [ "$fails" -eq 0 ] && exit 0 || exit 1
+fi
+
+# --- the default model, found relative to the project root ---
+mkdir -p "$T/ws/project" "$T/ws/shared/models"
+ln -sf "$(readlink -f "$MODEL")" "$T/ws/shared/models/stories260K.gguf"
+GOLDEN="Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high."
+(cd "$T/ws/project" && "$BIN" generate --temperature 0 --steps 200 >"$T/out" 2>"$T/err"); rc=$?
+if [ "$rc" -eq 0 ] && [ "$(head -c ${#GOLDEN} "$T/out")" = "$GOLDEN" ] && [ ! -s "$T/err" ]; then
+  pass "golden greedy text from the default model"
+else
+  fail "golden greedy text (rc=$rc): $(head -c 300 "$T/out") / $(head -c 300 "$T/err")"
+fi
+words=$(wc -w <"$T/out")
+[ "$words" -gt 80 ] && pass "200 steps produce a long text ($words words)" || fail "200 steps gave $words words"
+
+# --- prompts ---
+"$BIN" generate --model "$MODEL" --temperature 0 --steps 20 --prompt "Once upon a time" >"$T/out" 2>"$T/err"
+grep -q "^Once upon a time, there was a little girl named Lily" "$T/out" && pass "prompt is echoed and continued" \
+  || fail "prompt continuation: $(cat "$T/out")"
+"$BIN" generate --model "$MODEL" --steps 30 --seed 7 --prompt "The cat" >"$T/a" 2>/dev/null
+"$BIN" generate --model "$MODEL" --steps 30 --seed 7 --prompt "The cat" >"$T/b" 2>/dev/null
+"$BIN" generate --model "$MODEL" --steps 30 --seed 8 --temperature 1.5 --prompt "The cat" >"$T/c" 2>/dev/null
+cmp -s "$T/a" "$T/b" && pass "same seed, same text" || fail "same seed gave different text"
+cmp -s "$T/a" "$T/c" && fail "different seed and temperature gave the same text" || pass "different seed, different text"
+"$BIN" generate --model "$MODEL" --steps 10 --stats --threads 1 >"$T/out" 2>"$T/err"
+grep -q "decode: 10 tokens" "$T/err" && grep -q "tokens/s" "$T/err" && pass "--stats on stderr" \
+  || fail "--stats: $(cat "$T/err")"
+"$BIN" generate --model "$MODEL" --steps 0 --prompt "Hi there" >"$T/out" 2>"$T/err"
+[ "$(cat "$T/out")" = "Hi there" ] && pass "--steps 0 prints the prompt only" || fail "--steps 0: $(cat "$T/out")"
+
+# --- inspect ---
+"$BIN" inspect "$MODEL" >"$T/out" 2>"$T/err"
+if grep -q "GGUF v3" "$T/out" && grep -q "token_embd.weight" "$T/out" && grep -q "\[64, 512\]" "$T/out" \
+   && grep -q "general.architecture" "$T/out" && grep -q "total: 48 tensors" "$T/out" \
+   && grep -q "vocab 512" "$T/out"; then
+  pass "inspect real model"
+else
+  fail "inspect: $(head -c 500 "$T/out")"
+fi
+
+# --- truncated and corrupted copies of the real model ---
+head -c 2 "$MODEL" >"$T/trunc.gguf"
+expect_error "inspect truncated at 2" "too short" -- "$BIN" inspect "$T/trunc.gguf"
+for n in 20 200 5000 14160 600000; do
+  head -c "$n" "$MODEL" >"$T/trunc.gguf"
+  expect_error "inspect truncated at $n" "truncated" -- "$BIN" inspect "$T/trunc.gguf"
+  expect_error "generate truncated at $n" "truncated" -- "$BIN" generate --model "$T/trunc.gguf"
+done
+# A copy whose tensor table points past the end of the data.
+python3 - "$MODEL" "$T/badoffset.gguf" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+i = data.index(b"blk.4.ffn_norm.weight") + len(b"blk.4.ffn_norm.weight")
+i += 4 + 8 + 4  # n_dims, one dim, type
+data[i:i + 8] = (1 << 40).to_bytes(8, "little")
+open(sys.argv[2], "wb").write(data)
+PY
+expect_error "inspect tensor out of bounds" "blk.4.ffn_norm.weight" -- "$BIN" inspect "$T/badoffset.gguf"
+
+[ "$fails" -eq 0 ] && echo "all CLI checks passed" || echo "$fails CLI check(s) failed"
+[ "$fails" -eq 0 ]
