@@ -60,16 +60,13 @@ absl::StatusOr<std::vector<float>> Engine::Forward(absl::Span<const int32_t> tok
   for (size_t start = 0; start < tokens.size(); start += max_batch_) {
     const size_t len = std::min<size_t>(max_batch_, tokens.size() - start);
     const bool last = start + len == tokens.size();
-    RETURN_IF_ERROR(ForwardChunk(tokens.subspan(start, len), all_logits || last, &logits));
-  }
-  if (!all_logits) {
-    logits.erase(logits.begin(), logits.end() - config_.vocab_size);
+    RETURN_IF_ERROR(ForwardChunk(tokens.subspan(start, len), all_logits, last, &logits));
   }
   return logits;
 }
 
-absl::Status Engine::ForwardChunk(absl::Span<const int32_t> tokens, bool want_logits,
-                                  std::vector<float>* logits) {
+absl::Status Engine::ForwardChunk(absl::Span<const int32_t> tokens, bool all_logits,
+                                  bool last_chunk, std::vector<float>* logits) {
   const LlamaConfig& c = config_;
   const int64_t n = tokens.size();
   std::vector<int32_t> positions(n);
@@ -81,14 +78,24 @@ absl::Status Engine::ForwardChunk(absl::Span<const int32_t> tokens, bool want_lo
     RETURN_IF_ERROR(FeedForwardBlock(l, n));
   }
   position_ += n;
-  if (!want_logits) return absl::OkStatus();
+  if (!all_logits && !last_chunk) return absl::OkStatus();
 
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *weights_.output_norm, c.rms_eps, n, xn_.get()));
+  const Buffer* normed = xn_.get();
+  int64_t rows = n;
+  if (!all_logits && n > 1) {
+    // Only the last token's logits are wanted: project that row alone.
+    std::vector<float> last(c.dim);
+    RETURN_IF_ERROR(backend_->Read(*xn_, n - 1, absl::MakeSpan(last)));
+    RETURN_IF_ERROR(backend_->Write(last, 0, proj_.get()));
+    normed = proj_.get();
+    rows = 1;
+  }
   const Buffer& out_w = weights_.tied_output ? *weights_.token_embd : *weights_.output;
-  RETURN_IF_ERROR(backend_->MatMul(out_w, *xn_, n, logits_.get()));
+  RETURN_IF_ERROR(backend_->MatMul(out_w, *normed, rows, logits_.get()));
   const size_t old = logits->size();
-  logits->resize(old + n * c.vocab_size);
-  return backend_->Read(*logits_, 0, absl::MakeSpan(logits->data() + old, n * c.vocab_size));
+  logits->resize(old + rows * c.vocab_size);
+  return backend_->Read(*logits_, 0, absl::MakeSpan(logits->data() + old, rows * c.vocab_size));
 }
 
 absl::Status Engine::AttentionBlock(int64_t l, absl::Span<const int32_t> positions) {

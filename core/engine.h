@@ -49,8 +49,9 @@ class Engine {
   Engine(const GgufFile* file, Backend* backend, LlamaConfig config, ModelWeights weights)
       : file_(file), backend_(backend), config_(std::move(config)), weights_(std::move(weights)) {}
   absl::Status Allocate(const EngineOptions& options);
-  // Runs one chunk of at most max_batch tokens; appends logits to `logits`.
-  absl::Status ForwardChunk(absl::Span<const int32_t> tokens, bool all_logits,
+  // Runs one chunk of at most max_batch tokens; appends the logits of every
+  // token (all_logits) or of the chunk's last token (last_chunk) to `logits`.
+  absl::Status ForwardChunk(absl::Span<const int32_t> tokens, bool all_logits, bool last_chunk,
                             std::vector<float>* logits);
   absl::Status AttentionBlock(int64_t layer, absl::Span<const int32_t> positions);
   absl::Status FeedForwardBlock(int64_t layer, int64_t n);
