@@ -39,9 +39,35 @@ class Buffer {
   int64_t cols_;
 };
 
+// How matrix products accumulate (architecture.md, "Numerics contract").
+enum class Numerics {
+  // Every product term is rounded onto a fixed-point grid (int64, 2^-30)
+  // and integers are added: results are bit-identical for any split of the
+  // sum, thread count, ISA path, batch size or node count.
+  kExact,
+  // Fastest float accumulation; agrees with kExact to float precision.
+  kFast,
+};
+
+// "exact" / "fast".
+inline const char* NumericsName(Numerics numerics) {
+  return numerics == Numerics::kExact ? "exact" : "fast";
+}
+
+// Parses "exact" / "fast"; InvalidArgument otherwise.
+inline absl::StatusOr<Numerics> ParseNumerics(const std::string& name) {
+  if (name == "exact") return Numerics::kExact;
+  if (name == "fast") return Numerics::kFast;
+  return absl::InvalidArgumentError("--numerics must be 'exact' or 'fast', got '" + name + "'");
+}
+
 struct BackendOptions {
   int threads = 0;  // 0: one per available core
   int device = 0;   // GPU ordinal for GPU backends
+  Numerics numerics = Numerics::kExact;
+  // Instruction-set path for CPU kernels: "auto" (best the CPU supports),
+  // "avx512", "avx2" or "scalar". Asking for one the CPU lacks is an error.
+  std::string isa = "auto";
 };
 
 // Shape of grouped-query attention over a KV cache.
@@ -70,6 +96,8 @@ class Backend {
   virtual bool SupportsWeightType(DType type) const = 0;
   // Threads (CPU) or streams the backend computes with; for --stats.
   virtual int parallelism() const = 0;
+  // One line for logs and --stats ("cpu: avx512, 2 threads, exact numerics").
+  virtual std::string Describe() const = 0;
 
   // A weight matrix of `rows` x `cols` in `type` from host bytes laid out as
   // GGUF stores them (row-major, each row RowBytes(type, cols)). `host` must

@@ -17,7 +17,7 @@ class GeneratorTest : public ::testing::Test {
     if (path.empty()) GTEST_SKIP() << "../shared/models/stories260K.gguf is absent";
     file_ = std::move(GgufFile::Open(path).value());
     tokenizer_ = std::move(Tokenizer::FromGguf(*file_).value());
-    backend_ = std::make_unique<CpuBackend>(BackendOptions{2});
+    backend_ = CpuBackend::Create(BackendOptions{2}).value();
   }
 
   std::unique_ptr<Engine> MakeEngine(int64_t ctx) {

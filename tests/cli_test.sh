@@ -65,6 +65,15 @@ else
 fi
 words=$(wc -w <"$T/out")
 [ "$words" -gt 80 ] && pass "200 steps produce a long text ($words words)" || fail "200 steps gave $words words"
+for mode in exact fast; do
+  for isa in auto scalar; do
+    (cd "$T/ws/project" && "$BIN" generate --temperature 0 --steps 100 --numerics $mode --isa $isa >"$T/out2" 2>"$T/err")
+    [ "$(head -c ${#GOLDEN} "$T/out2")" = "$GOLDEN" ] && pass "golden text with --numerics $mode --isa $isa" \
+      || fail "golden text with --numerics $mode --isa $isa: $(head -c 300 "$T/out2") $(cat "$T/err")"
+  done
+done
+expect_error "bad --numerics" "--numerics" -- "$BIN" generate --numerics sloppy --model "$MODEL"
+expect_error "bad --isa" "bogus" -- "$BIN" generate --isa bogus --model "$MODEL"
 
 # --- prompts ---
 "$BIN" generate --model "$MODEL" --temperature 0 --steps 20 --prompt "Once upon a time" >"$T/out" 2>"$T/err"

@@ -43,6 +43,7 @@ absl::StatusOr<RefMatrix> LoadMatrix(const GgufFile& file, const std::string& na
   m.rows = rows;
   m.cols = cols;
   ASSIGN_OR_RETURN(m.values, Dequantize(*t, rows, cols));
+  m.q8_activations = t->type == DType::kQ8_0 || t->type == DType::kQ4_0;
   return m;
 }
 
@@ -58,8 +59,25 @@ absl::StatusOr<std::vector<double>> LoadVector(const GgufFile& file, const std::
   return Dequantize(*t, 1, n);
 }
 
+// x as the engine feeds it to a quantized matrix: float values quantized in
+// blocks of 32 to d * q, d = amax / 127, q = round-half-even(x / d).
+std::vector<double> QuantizeActivations(const std::vector<double>& x) {
+  std::vector<double> out(x.size());
+  for (size_t b = 0; b < x.size(); b += kQK) {
+    float amax = 0.0f;
+    for (size_t i = b; i < b + kQK; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = b; i < b + kQK; ++i) {
+      out[i] = static_cast<double>(d) * std::nearbyint(static_cast<float>(x[i]) * id);
+    }
+  }
+  return out;
+}
+
 // out[r] = sum_c m[r][c] * x[c]
-std::vector<double> MatVec(const RefMatrix& m, const std::vector<double>& x) {
+std::vector<double> MatVec(const RefMatrix& m, const std::vector<double>& x_in) {
+  const std::vector<double> x = m.q8_activations ? QuantizeActivations(x_in) : x_in;
   std::vector<double> out(m.rows, 0.0);
   for (int64_t r = 0; r < m.rows; ++r) {
     double sum = 0.0;

@@ -21,6 +21,9 @@ struct RefMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   std::vector<double> values;
+  // Quantized (q8_0/q4_0) weights multiply activations that were themselves
+  // quantized to Q8_0 blocks, as the engine's contract says.
+  bool q8_activations = false;
   const double* row(int64_t r) const { return values.data() + r * cols; }
 };
 

@@ -24,7 +24,8 @@ TEST_P(ReferencePromptsTest, GreedyTextMatchesReference) {
   auto file = std::move(GgufFile::Open(path).value());
   auto tokenizer = std::move(Tokenizer::FromGguf(*file).value());
   auto reference = std::move(testing::ReferenceLlama::Create(*file).value());
-  CpuBackend backend(BackendOptions{2});
+  auto owned_backend = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& backend = *owned_backend;
   auto engine = std::move(Engine::Create(file.get(), &backend, EngineOptions{}).value());
 
   const int kSteps = 120;

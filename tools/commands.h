@@ -13,6 +13,12 @@ namespace shardlm::cli {
 int RunGenerate(const std::vector<std::string>& args);
 // inspect PATH: metadata, tensors, sizes (tools/inspect_command.cc).
 int RunInspect(const std::vector<std::string>& args);
+// quantize IN OUT --type T: f32/f16/bf16 model to q8_0/q4_0 (tools/quantize_command.cc).
+int RunQuantize(const std::vector<std::string>& args);
+// make-model: synthetic model of a preset shape (tools/make_model_command.cc).
+int RunMakeModel(const std::vector<std::string>& args);
+// bench: tokens/s against measured memory bandwidth (tools/bench_command.cc).
+int RunBench(const std::vector<std::string>& args);
 
 }  // namespace shardlm::cli
 

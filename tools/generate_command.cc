@@ -15,16 +15,14 @@
 #include "core/status_macros.h"
 #include "core/tokenizer.h"
 #include "gflags/gflags.h"
+#include "tools/backend_flags.h"
 #include "tools/commands.h"
+#include "tools/shared_flags.h"
 
-DEFINE_string(model, "", "GGUF model file (default: ../shared/models/stories260K.gguf)");
 DEFINE_string(prompt, "", "Text to continue (empty: start from BOS)");
 DEFINE_int64(steps, 256, "Most tokens to generate (stops earlier at end-of-text)");
 DEFINE_double(temperature, 0.8, "Sampling temperature; 0 is greedy");
 DEFINE_double(top_p, 0.95, "Nucleus sampling mass in (0, 1]");
-DEFINE_uint64(seed, 42, "Sampling seed (same seed, same text)");
-DEFINE_int32(threads, 0, "Compute threads (0: one per core)");
-DEFINE_string(backend, "cpu", "Compute backend");
 DEFINE_int64(ctx, 0, "Context length in tokens (0: the model's, capped at 4096)");
 DEFINE_bool(stats, false, "Print load time and prompt/decode tokens per second to stderr");
 
@@ -41,19 +39,18 @@ absl::Status WriteOut(const std::string& text) {
 
 absl::Status RunGenerateImpl() {
   if (FLAGS_steps < 0) return absl::InvalidArgumentError("--steps must be >= 0");
-  if (FLAGS_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   if (FLAGS_ctx < 0) return absl::InvalidArgumentError("--ctx must be >= 0");
-  const SamplerOptions sampling{FLAGS_temperature, FLAGS_top_p, FLAGS_seed};
+  const SamplerOptions sampling{FLAGS_temperature, FLAGS_top_p, SeedFlag()};
   RETURN_IF_ERROR(ValidateSamplerOptions(sampling));
-  ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(FLAGS_model));
+  ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(ModelFlag()));
 
   RealClock clock;
   const absl::Time load_start = clock.Now();
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
-  BackendOptions backend_options;
-  backend_options.threads = FLAGS_threads;
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(FLAGS_backend, backend_options));
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(BackendNameFromFlags(), backend_options));
   EngineOptions engine_options;
   engine_options.max_seq_len = FLAGS_ctx;
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
@@ -85,11 +82,11 @@ absl::Status RunGenerateImpl() {
   if (FLAGS_stats) {
     std::fprintf(stderr,
                  "%s\nload: %.1f ms | prompt: %lld tokens, %.1f tokens/s | decode: %lld tokens, "
-                 "%.1f tokens/s | backend %s, %d threads\n",
+                 "%.1f tokens/s | %s\n",
                  engine->config().ToString().c_str(), absl::ToDoubleMilliseconds(load_time),
                  static_cast<long long>(stats.prompt_tokens), stats.prefill_tokens_per_second(),
                  static_cast<long long>(stats.generated_tokens), stats.decode_tokens_per_second(),
-                 backend->name().c_str(), backend->parallelism());
+                 backend->Describe().c_str());
   }
   return absl::OkStatus();
 }

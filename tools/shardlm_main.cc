@@ -1,15 +1,30 @@
 // The `shardlm` command line: one binary, subcommands.
+#include <vector>
+
+#include "tools/backend_flags.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/shared_flags.h"
 
 int main(int argc, char** argv) {
   using shardlm::cli::Command;
   const std::vector<Command> commands = {
       {"generate", "[--model PATH] [--prompt TEXT] [--steps N] [--temperature T] ...",
        "Generate text from a prompt (stdout: prompt + generated text).",
-       {"tools/generate_command.cc"}, &shardlm::cli::RunGenerate},
+       {"tools/generate_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
+        shardlm::cli::kSeedFlagFile}, &shardlm::cli::RunGenerate},
       {"inspect", "PATH", "Print a GGUF file's metadata, tensor table and sizes.",
        {"tools/inspect_command.cc"}, &shardlm::cli::RunInspect},
+      {"quantize", "IN OUT --type q8_0|q4_0",
+       "Convert an f32/f16/bf16 GGUF model to q8_0 or q4_0.",
+       {"tools/quantize_command.cc", shardlm::cli::kTypeFlagFile}, &shardlm::cli::RunQuantize},
+      {"make-model", "--preset NAME --out PATH [--type T] [--seed S] | --list",
+       "Write a synthetic llama model of a named shape (tiny, llama3-8b, ...).",
+       {"tools/make_model_command.cc", shardlm::cli::kTypeFlagFile, shardlm::cli::kSeedFlagFile},
+       &shardlm::cli::RunMakeModel},
+      {"bench", "[--model PATH] [--prompt-tokens N] [--decode-tokens N] [--json] ...",
+       "Measure prefill/decode speed against this machine's memory bandwidth.",
+       {"tools/bench_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile}, &shardlm::cli::RunBench},
   };
   return shardlm::cli::Main(argc, argv, commands);
 }

@@ -58,7 +58,18 @@ int DefaultThreads(int requested) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(const BackendOptions& opts) : pool_(DefaultThreads(opts.threads)) {}
+CpuBackend::CpuBackend(const BackendOptions& options, const cpu::KernelTable* kernels)
+    : numerics_(options.numerics), kernels_(kernels), pool_(DefaultThreads(options.threads)) {}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOptions& options) {
+  ASSIGN_OR_RETURN(const cpu::KernelTable* kernels, cpu::SelectKernels(options.isa));
+  return std::unique_ptr<CpuBackend>(new CpuBackend(options, kernels));
+}
+
+std::string CpuBackend::Describe() const {
+  return absl::StrCat("cpu: ", kernels_->isa, " kernels, ", pool_.size(), " threads, ",
+                      NumericsName(numerics_), " numerics");
+}
 
 bool CpuBackend::SupportsWeightType(DType type) const { return Info(type).compute_supported; }
 
@@ -98,23 +109,92 @@ absl::Status CpuBackend::Read(const Buffer& src, int64_t row, absl::Span<float> 
 absl::Status CpuBackend::MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
   RETURN_IF_ERROR(CheckF32(x, n, w.cols(), "MatMul input"));
   RETURN_IF_ERROR(CheckF32(*out, n, w.rows(), "MatMul output"));
-  const CpuBuffer& cw = Cpu(w);
+  switch (w.dtype()) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      MatMulQuantized(w, x, n, out);
+      return absl::OkStatus();
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+      MatMulFloat(w, x, n, out);
+      return absl::OkStatus();
+    default:
+      return absl::UnimplementedError(
+          absl::StrCat("cpu MatMul does not support ", DTypeName(w.dtype()), " weights"));
+  }
+}
+
+void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
+  const int64_t nb = w.cols() / kQK;
+  act_q8_.resize(n * nb);
   const CpuBuffer& cx = Cpu(x);
+  const cpu::KernelTable& k = *kernels_;
+  pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) k.quantize_act_q8(cx.f32(i), w.cols(), &act_q8_[i * nb]);
+  }, w.cols());
+  const CpuBuffer& cw = Cpu(w);
   CpuBuffer& co = Cpu(out);
-  const int64_t cols = w.cols();
-  const DType type = w.dtype();
+  const bool q4 = w.dtype() == DType::kQ4_0;
+  const bool exact = numerics_ == Numerics::kExact;
   pool_.ParallelFor(w.rows(), [&](int64_t begin, int64_t end) {
-    std::vector<float> row(type == DType::kF32 ? 0 : cols);
     for (int64_t r = begin; r < end; ++r) {
-      const float* wr = reinterpret_cast<const float*>(cw.row(r));
-      if (type != DType::kF32) {
-        DequantizeRow(type, cw.row(r), cols, row.data()).IgnoreError();
-        wr = row.data();
+      const void* wr = cw.row(r);
+      for (int64_t i = 0; i < n; ++i) {
+        const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
+        float v;
+        if (q4) {
+          const auto* wb = static_cast<const BlockQ4_0*>(wr);
+          v = exact ? cpu::FromFixed(k.dot_q4_0_exact(wb, xa, nb)) : k.dot_q4_0_fast(wb, xa, nb);
+        } else {
+          const auto* wb = static_cast<const BlockQ8_0*>(wr);
+          v = exact ? cpu::FromFixed(k.dot_q8_0_exact(wb, xa, nb)) : k.dot_q8_0_fast(wb, xa, nb);
+        }
+        co.f32(i)[r] = v;
       }
-      for (int64_t i = 0; i < n; ++i) co.f32(i)[r] = cpu::DotF32(wr, cx.f32(i), cols);
+    }
+  }, n * w.cols() / 2);
+}
+
+void CpuBackend::MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
+  const int64_t cols = w.cols();
+  const CpuBuffer& cx = Cpu(x);
+  const bool exact = numerics_ == Numerics::kExact;
+  if (exact) {
+    act_scaled_.resize(n * cols);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = cx.f32(i);
+      for (int64_t c = 0; c < cols; ++c) {
+        act_scaled_[i * cols + c] = static_cast<double>(xi[c]) * cpu::kFixedScale;
+      }
+    }
+  }
+  const CpuBuffer& cw = Cpu(w);
+  CpuBuffer& co = Cpu(out);
+  const DType type = w.dtype();
+  const cpu::KernelTable& k = *kernels_;
+  pool_.ParallelFor(w.rows(), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const void* wr = cw.row(r);
+      for (int64_t i = 0; i < n; ++i) {
+        float v;
+        if (exact) {
+          const double* xs = &act_scaled_[i * cols];
+          const int64_t fixed =
+              type == DType::kF32   ? k.dot_f32_exact(static_cast<const float*>(wr), xs, cols)
+              : type == DType::kF16 ? k.dot_f16_exact(static_cast<const uint16_t*>(wr), xs, cols)
+                                    : k.dot_bf16_exact(static_cast<const uint16_t*>(wr), xs, cols);
+          v = cpu::FromFixed(fixed);
+        } else {
+          const float* xi = cx.f32(i);
+          v = type == DType::kF32   ? k.dot_f32_fast(static_cast<const float*>(wr), xi, cols)
+              : type == DType::kF16 ? k.dot_f16_fast(static_cast<const uint16_t*>(wr), xi, cols)
+                                    : k.dot_bf16_fast(static_cast<const uint16_t*>(wr), xi, cols);
+        }
+        co.f32(i)[r] = v;
+      }
     }
   }, n * cols);
-  return absl::OkStatus();
 }
 
 absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> tokens,
@@ -261,7 +341,8 @@ absl::Status CpuBackend::Add(const Buffer& x, int64_t n, Buffer* acc) {
 namespace {
 const Registrar<Backend, BackendOptions> kRegisterCpu(
     "cpu", [](const BackendOptions& opts) -> absl::StatusOr<std::unique_ptr<Backend>> {
-      return std::unique_ptr<Backend>(new CpuBackend(opts));
+      ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(opts));
+      return std::unique_ptr<Backend>(std::move(backend));
     });
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/thread_pool.h"
 #include "core/backend.h"
 
@@ -15,11 +16,13 @@ namespace shardlm {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(const BackendOptions& opts);
+  // Fails when options.isa names a path this CPU or build lacks.
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(const BackendOptions& options);
 
   std::string name() const override { return "cpu"; }
   bool SupportsWeightType(DType type) const override;
   int parallelism() const override { return pool_.size(); }
+  std::string Describe() const override;
 
   absl::StatusOr<std::unique_ptr<Buffer>> CreateWeight(DType type, int64_t rows, int64_t cols,
                                                        const void* host) override;
@@ -41,7 +44,17 @@ class CpuBackend : public Backend {
   absl::Status Add(const Buffer& x, int64_t n, Buffer* acc) override;
 
  private:
+  CpuBackend(const BackendOptions& options, const cpu::KernelTable* kernels);
+  // Products against quantized (q8_0/q4_0) or float (f32/f16/bf16) weights.
+  void MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
+  void MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
+
+  const Numerics numerics_;
+  const cpu::KernelTable* const kernels_;
   ThreadPool pool_;
+  // Per-call scratch for the activations in kernel form (ops run one at a time).
+  std::vector<cpu::ActBlockQ8> act_q8_;
+  std::vector<double> act_scaled_;
 };
 
 }  // namespace shardlm

@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include "backends/cpu/kernels.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
@@ -52,18 +54,26 @@ TEST_P(MatMulTest, MatchesDequantizedReference) {
   std::vector<float> wd(rows * cols);
   ASSERT_TRUE(DequantizeRow(type, wq.data(), rows * cols, wd.data()).ok());
   for (int threads : {1, 3}) {
-    CpuBackend b(BackendOptions{threads});
+    auto owned = CpuBackend::Create(BackendOptions{threads}).value();
+    CpuBackend& b = *owned;
     auto w = b.CreateWeight(type, rows, cols, wq.data()).value();
     for (int64_t n : {1, 5}) {
       const std::vector<float> x = Random(n * cols, 2);
       auto xb = Act(b, n, cols, x);
+      // Quantized weights see activations quantized to Q8_0 blocks.
+      std::vector<float> xr = x;
+      if (type == DType::kQ8_0 || type == DType::kQ4_0) {
+        std::vector<cpu::ActBlockQ8> blocks(n * cols / kQK);
+        cpu::ScalarKernels()->quantize_act_q8(x.data(), n * cols, blocks.data());
+        for (size_t i = 0; i < xr.size(); ++i) xr[i] = blocks[i / kQK].d * blocks[i / kQK].qs[i % kQK];
+      }
       auto out = b.CreateActivation(n, rows).value();
       ASSERT_TRUE(b.MatMul(*w, *xb, n, out.get()).ok());
       const std::vector<float> y = ReadAll(b, *out);
       for (int64_t i = 0; i < n; ++i) {
         for (int64_t r = 0; r < rows; ++r) {
           double ref = 0;
-          for (int64_t c = 0; c < cols; ++c) ref += double(wd[r * cols + c]) * x[i * cols + c];
+          for (int64_t c = 0; c < cols; ++c) ref += double(wd[r * cols + c]) * xr[i * cols + c];
           EXPECT_NEAR(y[i * rows + r], ref, 1e-4) << DTypeName(type) << " " << i << "," << r;
         }
       }
@@ -81,7 +91,8 @@ TEST(CpuBackendTest, ThreadCountDoesNotChangeBits) {
   const std::vector<float> w = Random(rows * cols, 3), x = Random(n * cols, 4);
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2, 5}) {
-    CpuBackend b(BackendOptions{threads});
+    auto owned = CpuBackend::Create(BackendOptions{threads}).value();
+    CpuBackend& b = *owned;
     auto wb = b.CreateWeight(DType::kF32, rows, cols, w.data()).value();
     auto xb = Act(b, n, cols, x);
     auto out = b.CreateActivation(n, rows).value();
@@ -93,7 +104,8 @@ TEST(CpuBackendTest, ThreadCountDoesNotChangeBits) {
 }
 
 TEST(CpuBackendTest, RmsNorm) {
-  CpuBackend b(BackendOptions{2});
+  auto owned = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& b = *owned;
   const int64_t d = 10;
   const std::vector<float> x = Random(2 * d, 5), g = Random(d, 6);
   auto xb = Act(b, 2, d, x);
@@ -110,7 +122,8 @@ TEST(CpuBackendTest, RmsNorm) {
 }
 
 TEST(CpuBackendTest, RopeBothLayouts) {
-  CpuBackend b(BackendOptions{1});
+  auto owned = CpuBackend::Create(BackendOptions{1}).value();
+  CpuBackend& b = *owned;
   const int64_t heads = 2, hd = 8, rope_dim = 6;
   const std::vector<float> x = Random(2 * heads * hd, 7);
   for (RopeLayout layout : {RopeLayout::kInterleaved, RopeLayout::kNeox}) {
@@ -138,7 +151,8 @@ TEST(CpuBackendTest, RopeBothLayouts) {
 }
 
 TEST(CpuBackendTest, GroupedQueryAttentionMatchesNaive) {
-  CpuBackend b(BackendOptions{2});
+  auto owned = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& b = *owned;
   const AttentionShape s{4, 2, 8};
   const int64_t len = 6;
   const std::vector<float> k = Random(len * s.n_kv_heads * s.head_dim, 8);
@@ -176,7 +190,8 @@ TEST(CpuBackendTest, GroupedQueryAttentionMatchesNaive) {
 }
 
 TEST(CpuBackendTest, ElementwiseAndEmbed) {
-  CpuBackend b(BackendOptions{1});
+  auto owned = CpuBackend::Create(BackendOptions{1}).value();
+  CpuBackend& b = *owned;
   const std::vector<float> g = {-1, 0, 2}, u = {3, 4, 5};
   auto gb = Act(b, 1, 3, g), ub = Act(b, 1, 3, u);
   auto out = b.CreateActivation(1, 3).value();
@@ -198,7 +213,8 @@ TEST(CpuBackendTest, ElementwiseAndEmbed) {
 }
 
 TEST(CpuBackendTest, ShapeMismatchIsAnError) {
-  CpuBackend b(BackendOptions{1});
+  auto owned = CpuBackend::Create(BackendOptions{1}).value();
+  CpuBackend& b = *owned;
   const std::vector<float> w(12);
   auto wb = b.CreateWeight(DType::kF32, 3, 4, w.data()).value();
   auto x = b.CreateActivation(1, 5).value();

@@ -1,10 +1,12 @@
 // A persistent pool of worker threads for data-parallel loops. Threads are
 // created once; ParallelFor splits [0, n) into contiguous chunks, one per
 // thread, so the split (and any per-chunk result) depends only on n and the
-// thread count.
+// thread count. Idle workers spin briefly before sleeping, so the short,
+// back-to-back operations of token-by-token decoding do not pay a wake-up.
 #ifndef SHARDLM_BACKENDS_CPU_THREAD_POOL_H_
 #define SHARDLM_BACKENDS_CPU_THREAD_POOL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -33,7 +35,7 @@ class ThreadPool {
 
  private:
   struct WakeArgs {
-    ThreadPool* pool;
+    const ThreadPool* pool;
     uint64_t seen;
   };
   static bool ShouldWake(WakeArgs* args);
@@ -42,10 +44,10 @@ class ThreadPool {
 
   const int threads_;
   std::vector<std::thread> workers_;
-  absl::Mutex mu_;
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
-  int pending_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex mu_;  // sleeping workers wait on it; generation_ moves under it
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
 };

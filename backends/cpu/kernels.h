@@ -1,0 +1,98 @@
+// Matrix-vector kernels of the CPU backend, one table per instruction-set
+// path (scalar, AVX2+FMA, AVX-512 with VNNI), chosen once at startup.
+//
+// Exact numerics (the contract every path implements bit for bit):
+//   RoundFixed(p) = the int64 nearest to p (ties to even), computed as
+//     bits(p + 0x1.8p52) - bits(0x1.8p52) on IEEE doubles (valid for
+//     |p| < 2^51; beyond that every path wraps identically).
+//   Float weights (f32, f16, bf16), any length n:
+//     dot = sum_i RoundFixed((double)w_i * xs_i), xs_i = (double)x_i * 2^30
+//     (the double product of two floats is exact).
+//   Quantized weights (q8_0, q4_0) against Q8 activation blocks:
+//     for block b and lane j in [0, 8) covering elements 4j..4j+3,
+//     s_bj = sum of the 4 integer products w_i * q_i (w_i = qs_i for q8_0,
+//     nibble_i - 8 for q4_0), and
+//     dot = sum_bj RoundFixed(((double)d_w * ((double)d_x * 2^30)) * s_bj)
+//     (d_w * d_x * 2^30 has <= 35 significant bits, times |s_bj| < 2^16
+//     stays exact in a double).
+//   The int64 sums are associative, so any split of a row (threads, nodes)
+//   gives the same total; FromFixed converts a total back to float.
+// Fast numerics: plain float accumulation in whatever order is quickest.
+#ifndef SHARDLM_BACKENDS_CPU_KERNELS_H_
+#define SHARDLM_BACKENDS_CPU_KERNELS_H_
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/dtype.h"
+
+namespace shardlm::cpu {
+
+inline constexpr int kFixedFracBits = 30;
+inline constexpr double kFixedScale = 1073741824.0;  // 2^30
+
+// RoundFixed of the contract above (scalar form; SIMD paths match it).
+inline int64_t RoundFixed(double p) {
+  const double magic = 6755399441055744.0;  // 0x1.8p52
+  const double y = p + magic;
+  int64_t yb, mb;
+  std::memcpy(&yb, &y, 8);
+  std::memcpy(&mb, &magic, 8);
+  return yb - mb;
+}
+
+// A fixed-point total back to float.
+inline float FromFixed(int64_t sum) {
+  return static_cast<float>(static_cast<double>(sum) * (1.0 / kFixedScale));
+}
+
+// An activation block for quantized products: 32 values ~ d * qs[i].
+struct ActBlockQ8 {
+  float d;
+  int8_t qs[kQK];
+};
+static_assert(sizeof(ActBlockQ8) == 36, "ActBlockQ8 layout");
+
+// The kernels of one instruction-set path. Pointers need no alignment.
+struct KernelTable {
+  const char* isa;  // "scalar", "avx2", "avx512"
+
+  // Quantizes x[0, n) (n a multiple of 32) into n/32 blocks, identically on
+  // every path: amax = max|x_i|, d = amax / 127.0f (IEEE division),
+  // id = d != 0 ? 1.0f / d : 0, qs_i = nearbyint(x_i * id) (ties to even).
+  void (*quantize_act_q8)(const float* x, int64_t n, ActBlockQ8* out);
+
+  // Exact dots (contract above). Quantized: nb blocks; float: n elements.
+  int64_t (*dot_q4_0_exact)(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb);
+  int64_t (*dot_q8_0_exact)(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb);
+  int64_t (*dot_f32_exact)(const float* w, const double* xs, int64_t n);
+  int64_t (*dot_f16_exact)(const uint16_t* w, const double* xs, int64_t n);
+  int64_t (*dot_bf16_exact)(const uint16_t* w, const double* xs, int64_t n);
+
+  // Fast dots.
+  float (*dot_q4_0_fast)(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb);
+  float (*dot_q8_0_fast)(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb);
+  float (*dot_f32_fast)(const float* w, const float* x, int64_t n);
+  float (*dot_f16_fast)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_bf16_fast)(const uint16_t* w, const float* x, int64_t n);
+};
+
+// The table of each path; nullptr when this build lacks it.
+const KernelTable* ScalarKernels();
+const KernelTable* Avx2Kernels();
+const KernelTable* Avx512Kernels();
+
+// Whether the running CPU can execute a path ("scalar" always can).
+bool CpuSupports(const std::string& isa);
+// The paths this CPU can run, best first (e.g. {"avx512", "avx2", "scalar"}).
+std::vector<std::string> SupportedIsas();
+// The table for `isa` ("auto" = best supported). InvalidArgument for an
+// unknown name, FailedPrecondition when the CPU lacks it.
+absl::StatusOr<const KernelTable*> SelectKernels(const std::string& isa);
+
+}  // namespace shardlm::cpu
+
+#endif  // SHARDLM_BACKENDS_CPU_KERNELS_H_

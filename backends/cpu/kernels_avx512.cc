@@ -1,0 +1,518 @@
+// AVX-512 (F/BW/VL/DQ + VNNI) kernels. The exact dots and quantize_act_q8
+// match the scalar definition (kernels_scalar.cc) bit for bit, for every
+// input bit pattern:
+//  - quantized lane sums s_bj are exact int32 VNNI sums (vpdpbusd) with the
+//    bytes of element i in byte i, so each int32 lane is one contract lane.
+//    vpdpbusd multiplies u8 x s8, so one operand is biased to unsigned and
+//    the bias is removed with a second vpdpbusd on the complemented
+//    activations (~q = -q - 1), exact for every int8 value, -128 included:
+//      q8_0:  sum w*q = sum (w + 128)*q + [512 + sum 128*~q]
+//      q4_0:  sum (n - 8)*q = sum n*q + [32 + sum 8*~q]
+//  - the lane sums are converted exactly to double and rounded with
+//    fma(s, scale, 0x1.8p52): scale * s is exact (<= 51 significant bits),
+//    so the fused form rounds exactly like the contract's p + magic (also
+//    for inf/NaN scales);
+//  - float products (double)w * xs use a separate multiply and add, exactly
+//    as the contract writes them, so they match for any double xs;
+//  - the rounded values are accumulated as the raw bits of p + magic in
+//    wrapping int64 lanes, and count * bits(magic) is subtracted once at the
+//    end, which equals the sum of RoundFixed(p) modulo 2^64. Lanes padded
+//    with zeros contribute exactly bits(magic) and are counted.
+// GCC 12 reports its own _mm*_undefined_*() self-initialisations, inlined
+// into the 512 <-> 256-bit casts and extracts, as (maybe-)uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "backends/cpu/kernels.h"
+#include "core/dtype.h"
+
+namespace shardlm::cpu {
+namespace {
+
+#define SHARDLM_AVX512_INLINE inline __attribute__((always_inline))
+
+constexpr double kMagic = 6755399441055744.0;          // 0x1.8p52
+constexpr uint64_t kMagicBits = 0x4338000000000000ull;  // bits(0x1.8p52)
+
+// Sum of the raw int64 lanes minus count * bits(magic), modulo 2^64.
+SHARDLM_AVX512_INLINE int64_t FinishFixed(__m512i acc, uint64_t count) {
+  const uint64_t t = static_cast<uint64_t>(_mm512_reduce_add_epi64(acc));
+  return static_cast<int64_t>(t - count * kMagicBits);
+}
+
+SHARDLM_AVX512_INLINE __m512i AddFixed(__m512i acc, __m512d y) {
+  return _mm512_add_epi64(acc, _mm512_castpd_si512(y));
+}
+
+SHARDLM_AVX512_INLINE __m512i NotBytes(__m512i v) {
+  return _mm512_ternarylogic_epi32(v, v, v, 0x55);  // ~v
+}
+
+SHARDLM_AVX512_INLINE float F16Scalar(uint16_t h) {
+  return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+// Two 32-byte rows (qs of consecutive blocks) in one register.
+SHARDLM_AVX512_INLINE __m512i Load2x256(const void* lo, const void* hi) {
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
+      _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
+}
+
+// As Load2x256, the second row absent (zero) unless `two`.
+SHARDLM_AVX512_INLINE __m512i Load2x256Partial(const void* lo, const void* hi, bool two) {
+  const __m256i h =
+      two ? _mm256_loadu_si256(static_cast<const __m256i*>(hi)) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))), h, 1);
+}
+
+// ---------------------------------------------------------------------------
+// quantize_act_q8
+
+void QuantizeActQ8(const float* x, int64_t n, ActBlockQ8* out) {
+  const int64_t nb = n / kQK;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i min_q = _mm512_set1_epi32(-127);
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = x + b * kQK;
+    const __m512 v0 = _mm512_loadu_ps(xb);
+    const __m512 v1 = _mm512_loadu_ps(xb + 16);
+    // max(a, m) returns m when a is NaN: a NaN never becomes the maximum,
+    // as in the scalar `if (a > amax) amax = a`.
+    __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), zero);
+    m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+    const float amax = _mm512_reduce_max_ps(m);  // no NaN left: order-free
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m512 idv = _mm512_set1_ps(id);
+    // cvtps2dq rounds like nearbyint (current mode, ties to even by default)
+    // and gives INT32_MIN for NaN / out of range; the result is clamped to
+    // [-127, 127] (max with -127, then vpmovsdb saturates at 127), as in the
+    // scalar definition. No activation is ever -128.
+    const __m512i i0 = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)), min_q);
+    const __m512i i1 = _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)), min_q);
+    out[b].d = d;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), _mm512_cvtsepi32_epi8(i0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), _mm512_cvtsepi32_epi8(i1));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-block scales of 8 consecutive blocks.
+
+// The activation scales x[0..8).d: floats at index 9k.
+SHARDLM_AVX512_INLINE __m256 ActScales8(const ActBlockQ8* x) {
+  const float* f = reinterpret_cast<const float*>(x);
+  const __m512i i0 = _mm512_setr_epi32(0, 9, 16, 25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i i1 = _mm512_setr_epi32(0, 0, 0, 0, 0, 9, 16, 25, 0, 0, 0, 0, 0, 0, 0, 0);
+  // Floats 0, 9 | 18, 27 (from the load at 18) | 36, 45 | 54, 63.
+  const __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(f), i0, _mm512_loadu_ps(f + 18));
+  const __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(f + 36), i1, _mm512_loadu_ps(f + 54));
+  return _mm512_castps512_ps256(_mm512_mask_blend_ps(0xF0, lo, hi));
+}
+
+// The f16 weight scales of 8 q4_0 blocks (words at index 9k), as floats.
+SHARDLM_AVX512_INLINE __m256 WeightScales8(const BlockQ4_0* w) {
+  const uint16_t* p = reinterpret_cast<const uint16_t*>(w);
+  const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                       0, 0, 0, 0, 0, 0, 0, 0, 63, 54, 45, 36, 27, 18, 9, 0);
+  const __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx, _mm512_loadu_si512(p + 32));
+  return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
+}
+
+// The f16 weight scales of 8 q8_0 blocks (words at index 17k), as floats.
+SHARDLM_AVX512_INLINE __m256 WeightScales8(const BlockQ8_0* w) {
+  const uint16_t* p = reinterpret_cast<const uint16_t*>(w);
+  // Words 0, 17 | 34, 51 (load at 34) | 68, 85 | 102, 119.
+  const __m512i i0 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49, 32, 17, 0);
+  const __m512i i1 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                      0, 0, 0, 0, 0, 0, 0, 0, 49, 32, 17, 0, 0, 0, 0, 0);
+  const __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), i0, _mm512_loadu_si512(p + 34));
+  const __m512i hi =
+      _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 68), i1, _mm512_loadu_si512(p + 102));
+  return _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_blend_epi16(0xF0, lo, hi)));
+}
+
+// Exact scales d_w * (d_x * 2^30) of 8 blocks, stored to sc[0..8) (the
+// dots then broadcast them from memory, which costs no shuffle).
+template <typename Block>
+SHARDLM_AVX512_INLINE void ExactScales8(const Block* w, const ActBlockQ8* x, double* sc) {
+  const __m512d dw = _mm512_cvtps_pd(WeightScales8(w));
+  const __m512d dx = _mm512_mul_pd(_mm512_cvtps_pd(ActScales8(x)), _mm512_set1_pd(kFixedScale));
+  _mm512_store_pd(sc, _mm512_mul_pd(dw, dx));
+}
+
+template <typename Block>
+SHARDLM_AVX512_INLINE double ExactScale1(const Block& w, const ActBlockQ8& x) {
+  return static_cast<double>(F16Scalar(w.d)) * (static_cast<double>(x.d) * kFixedScale);
+}
+
+// Fast scales d_w * d_x (float) of 8 blocks.
+template <typename Block>
+SHARDLM_AVX512_INLINE __m256 FastScales8(const Block* w, const ActBlockQ8* x) {
+  return _mm256_mul_ps(WeightScales8(w), ActScales8(x));
+}
+
+// ---------------------------------------------------------------------------
+// Exact lane sums of two blocks: int32 lanes 0..7 = block b, 8..15 = b + 1.
+
+// q8_0: w + 128 (u8) times q, minus 128 * sum q, all in vpdpbusd.
+struct Q8Lanes {
+  __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i k512 = _mm512_set1_epi32(512);
+
+  SHARDLM_AVX512_INLINE __m512i operator()(__m512i w, __m512i x) const {
+    const __m512i u = _mm512_xor_si512(w, k80);
+    const __m512i c = _mm512_dpbusd_epi32(k512, k80, NotBytes(x));  // -128 * sum q
+    return _mm512_dpbusd_epi32(c, u, x);
+  }
+};
+
+// q4_0: the 16 qs bytes of each block are placed twice (words 1..8 of a
+// block start at word 9k + 1, so one vpermw does it), the second copy
+// shifted right by 4, so byte i holds nibble i; then nibble * q - 8 * sum q.
+// With `kScaledHigh` the high nibbles are left in place (16 * nibble) and
+// the correction is 128 * sum q there: lanes 4..7 of each block are 16 x the
+// true lane sums (exact, used by the fast path, which scales them back).
+template <bool kScaledHigh>
+struct Q4Lanes {
+  // `raw` = 64 bytes from the start of the first block.
+  __m512i idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10,  //
+                                 8, 7, 6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
+  // `raw` = the 64 bytes ending with the second block (starting 28 bytes =
+  // 14 words before the first), so nothing past the pair is read.
+  __m512i idx_end = _mm512_add_epi16(idx, _mm512_set1_epi16(14));
+  __m512i nib = kScaledHigh
+                    ? _mm512_set_epi64(-0x0f0f0f0f0f0f0f10ll, -0x0f0f0f0f0f0f0f10ll,
+                                       0x0f0f0f0f0f0f0f0fll, 0x0f0f0f0f0f0f0f0fll,
+                                       -0x0f0f0f0f0f0f0f10ll, -0x0f0f0f0f0f0f0f10ll,
+                                       0x0f0f0f0f0f0f0f0fll, 0x0f0f0f0f0f0f0f0fll)
+                    : _mm512_set1_epi8(0x0f);
+  __m512i k8 = kScaledHigh ? _mm512_set_epi64(-0x7f7f7f7f7f7f7f80ll, -0x7f7f7f7f7f7f7f80ll,
+                                              0x0808080808080808ll, 0x0808080808080808ll,
+                                              -0x7f7f7f7f7f7f7f80ll, -0x7f7f7f7f7f7f7f80ll,
+                                              0x0808080808080808ll, 0x0808080808080808ll)
+                           : _mm512_set1_epi8(8);
+  __m512i k32 = kScaledHigh ? _mm512_set_epi32(512, 512, 512, 512, 32, 32, 32, 32,  //
+                                               512, 512, 512, 512, 32, 32, 32, 32)
+                            : _mm512_set1_epi32(32);
+
+  SHARDLM_AVX512_INLINE __m512i operator()(__m512i raw, __m512i pick, __m512i x) const {
+    __m512i q = _mm512_permutexvar_epi16(pick, raw);
+    if (!kScaledHigh) q = _mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4);
+    q = _mm512_and_si512(q, nib);
+    const __m512i c = _mm512_dpbusd_epi32(k32, k8, NotBytes(x));  // -8 * sum q (x16 high)
+    return _mm512_dpbusd_epi32(c, q, x);
+  }
+
+  // Pairs (0,1) .. (6,7) of a group of 8 blocks, read without going past
+  // the group: the last pair's load ends at the group's end.
+  SHARDLM_AVX512_INLINE __m512i Pair(const BlockQ4_0* g, const ActBlockQ8* x, int p) const {
+    const __m512i xv = Load2x256(x[p].qs, x[p + 1].qs);
+    if (p < 6) return (*this)(_mm512_loadu_si512(g + p), idx, xv);
+    return (*this)(_mm512_loadu_si512(reinterpret_cast<const char*>(g + 8) - 64), idx_end, xv);
+  }
+};
+
+// The raw bytes of blocks b, b + 1 (36 bytes), without reading past them.
+SHARDLM_AVX512_INLINE __m512i LoadQ4PairMasked(const BlockQ4_0* w, bool two) {
+  return _mm512_maskz_loadu_epi16(two ? 0x3FFFFu : 0x1FFu, w);
+}
+
+// ---------------------------------------------------------------------------
+// Exact quantized dots.
+
+// Rounds the 16 lane sums of a block pair with their scales and adds them.
+SHARDLM_AVX512_INLINE void AccumulatePair(__m512i s, __m512d sc0, __m512d sc1, __m512d magic,
+                                          __m512i& acc0, __m512i& acc1) {
+  const __m512d lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(s));
+  const __m512d hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(s, 1));
+  acc0 = AddFixed(acc0, _mm512_fmadd_pd(lo, sc0, magic));
+  acc1 = AddFixed(acc1, _mm512_fmadd_pd(hi, sc1, magic));
+}
+
+int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
+  const Q4Lanes<false> lanes;
+  const __m512d magic = _mm512_set1_pd(kMagic);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
+  alignas(64) double sc[8];
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    ExactScales8(w + b, x + b, sc);
+    for (int p = 0; p < 8; p += 4) {
+      const __m512i s0 = lanes.Pair(w + b, x + b, p);
+      const __m512i s1 = lanes.Pair(w + b, x + b, p + 2);
+      AccumulatePair(s0, _mm512_set1_pd(sc[p]), _mm512_set1_pd(sc[p + 1]), magic, acc0, acc1);
+      AccumulatePair(s1, _mm512_set1_pd(sc[p + 2]), _mm512_set1_pd(sc[p + 3]), magic, acc2, acc3);
+    }
+  }
+  // The rest (up to 7 blocks) in pairs with masked loads; a missing second
+  // block has zero weights, activations and scale, so its lanes add
+  // exactly bits(magic).
+  const int64_t rest = nb - b;
+  for (int64_t p = 0; p < rest; p += 2) {
+    const bool two = p + 1 < rest;
+    const int64_t i = b + p;
+    const __m512d sc0 = _mm512_set1_pd(ExactScale1(w[i], x[i]));
+    const __m512d sc1 = _mm512_set1_pd(two ? ExactScale1(w[i + 1], x[i + 1]) : 0.0);
+    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+    const __m512i s =
+        lanes(LoadQ4PairMasked(w + i, two), lanes.idx, Load2x256Partial(x[i].qs, x1->qs, two));
+    AccumulatePair(s, sc0, sc1, magic, acc0, acc1);
+  }
+  const uint64_t lanes_total = 8 * static_cast<uint64_t>(nb + (rest & 1));
+  const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
+  return FinishFixed(acc, lanes_total);
+}
+
+int64_t DotQ8_0Exact(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
+  const Q8Lanes lanes;
+  const __m512d magic = _mm512_set1_pd(kMagic);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
+  alignas(64) double sc[8];
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    ExactScales8(w + b, x + b, sc);
+    for (int p = 0; p < 8; p += 4) {
+      const __m512i s0 = lanes(Load2x256(w[b + p].qs, w[b + p + 1].qs),
+                               Load2x256(x[b + p].qs, x[b + p + 1].qs));
+      const __m512i s1 = lanes(Load2x256(w[b + p + 2].qs, w[b + p + 3].qs),
+                               Load2x256(x[b + p + 2].qs, x[b + p + 3].qs));
+      AccumulatePair(s0, _mm512_set1_pd(sc[p]), _mm512_set1_pd(sc[p + 1]), magic, acc0, acc1);
+      AccumulatePair(s1, _mm512_set1_pd(sc[p + 2]), _mm512_set1_pd(sc[p + 3]), magic, acc2, acc3);
+    }
+  }
+  const int64_t rest = nb - b;
+  for (int64_t p = 0; p < rest; p += 2) {
+    const bool two = p + 1 < rest;
+    const int64_t i = b + p;
+    const __m512d sc0 = _mm512_set1_pd(ExactScale1(w[i], x[i]));
+    const __m512d sc1 = _mm512_set1_pd(two ? ExactScale1(w[i + 1], x[i + 1]) : 0.0);
+    const BlockQ8_0* w1 = w + i + (two ? 1 : 0);
+    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+    const __m512i s = lanes(Load2x256Partial(w[i].qs, w1->qs, two),
+                            Load2x256Partial(x[i].qs, x1->qs, two));
+    AccumulatePair(s, sc0, sc1, magic, acc0, acc1);
+  }
+  const uint64_t lanes_total = 8 * static_cast<uint64_t>(nb + (rest & 1));
+  const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
+  return FinishFixed(acc, lanes_total);
+}
+
+// ---------------------------------------------------------------------------
+// Fast quantized dots: acc += (d_w * d_x) * float(lane sums).
+
+// Broadcasts scale k of `sc` to lanes 0..7 and scale k + 1 to lanes 8..15.
+SHARDLM_AVX512_INLINE __m512 PairScales(__m512 sc, int k) {
+  const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(k)),
+                                         _mm256_set1_epi32(k + 1), 1);
+  return _mm512_permutexvar_ps(idx, sc);
+}
+
+float DotQ4_0Fast(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
+  const Q4Lanes<true> lanes;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const __m512 sc = _mm512_castps256_ps512(FastScales8(w + b, x + b));
+    for (int p = 0; p < 8; p += 4) {
+      const __m512i s0 = lanes.Pair(w + b, x + b, p);
+      const __m512i s1 = lanes.Pair(w + b, x + b, p + 2);
+      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), PairScales(sc, p), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), PairScales(sc, p + 2), acc1);
+    }
+  }
+  const int64_t rest = nb - b;
+  for (int64_t p = 0; p < rest; p += 2) {
+    const bool two = p + 1 < rest;
+    const int64_t i = b + p;
+    const float s0 = F16Scalar(w[i].d) * x[i].d;
+    const float s1 = two ? F16Scalar(w[i + 1].d) * x[i + 1].d : 0.0f;
+    const __m512 scv = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+    const __m512i s =
+        lanes(LoadQ4PairMasked(w + i, two), lanes.idx, Load2x256Partial(x[i].qs, x1->qs, two));
+    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scv, acc0);
+  }
+  // Lanes 4..7 of each block hold 16 x the lane sums.
+  const __m512 unscale = _mm512_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f,  //
+                                        1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f);
+  return _mm512_reduce_add_ps(_mm512_mul_ps(_mm512_add_ps(acc0, acc1), unscale));
+}
+
+float DotQ8_0Fast(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
+  const Q8Lanes lanes;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const __m512 sc = _mm512_castps256_ps512(FastScales8(w + b, x + b));
+    for (int p = 0; p < 8; p += 4) {
+      const __m512i s0 = lanes(Load2x256(w[b + p].qs, w[b + p + 1].qs),
+                               Load2x256(x[b + p].qs, x[b + p + 1].qs));
+      const __m512i s1 = lanes(Load2x256(w[b + p + 2].qs, w[b + p + 3].qs),
+                               Load2x256(x[b + p + 2].qs, x[b + p + 3].qs));
+      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), PairScales(sc, p), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), PairScales(sc, p + 2), acc1);
+    }
+  }
+  const int64_t rest = nb - b;
+  for (int64_t p = 0; p < rest; p += 2) {
+    const bool two = p + 1 < rest;
+    const int64_t i = b + p;
+    const float s0 = F16Scalar(w[i].d) * x[i].d;
+    const float s1 = two ? F16Scalar(w[i + 1].d) * x[i + 1].d : 0.0f;
+    const __m512 scv = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+    const BlockQ8_0* w1 = w + i + (two ? 1 : 0);
+    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+    const __m512i s = lanes(Load2x256Partial(w[i].qs, w1->qs, two),
+                            Load2x256Partial(x[i].qs, x1->qs, two));
+    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scv, acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// ---------------------------------------------------------------------------
+// Float dots. `Load8` gives 8 weights as floats (`m` masks a tail; masked
+// lanes are zero).
+
+struct F32Loader {
+  SHARDLM_AVX512_INLINE __m256 operator()(const float* w, int64_t i) const {
+    return _mm256_loadu_ps(w + i);
+  }
+  SHARDLM_AVX512_INLINE __m256 operator()(const float* w, int64_t i, __mmask8 m) const {
+    return _mm256_maskz_loadu_ps(m, w + i);
+  }
+  SHARDLM_AVX512_INLINE __m512 Load16(const float* w, int64_t i) const { return _mm512_loadu_ps(w + i); }
+  SHARDLM_AVX512_INLINE __m512 Load16(const float* w, int64_t i, __mmask16 m) const {
+    return _mm512_maskz_loadu_ps(m, w + i);
+  }
+};
+
+struct F16Loader {
+  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+  }
+  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i, __mmask8 m) const {
+    return _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, w + i));
+  }
+  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+  }
+  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i, __mmask16 m) const {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i));
+  }
+};
+
+struct BF16Loader {
+  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i) const {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
+  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i, __mmask8 m) const {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, w + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
+  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i) const {
+    const __m512i v =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i, __mmask16 m) const {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+};
+
+// Raw bits of (double)w * xs + magic for 8 elements.
+SHARDLM_AVX512_INLINE __m512d Fix8(__m256 w, __m512d xs, __m512d magic) {
+  return _mm512_add_pd(_mm512_mul_pd(_mm512_cvtps_pd(w), xs), magic);
+}
+
+template <typename T, typename Loader>
+SHARDLM_AVX512_INLINE int64_t DotFloatExact(const T* w, const double* xs, int64_t n) {
+  const Loader load;
+  const __m512d magic = _mm512_set1_pd(kMagic);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = AddFixed(acc0, Fix8(load(w, i), _mm512_loadu_pd(xs + i), magic));
+    acc1 = AddFixed(acc1, Fix8(load(w, i + 8), _mm512_loadu_pd(xs + i + 8), magic));
+    acc2 = AddFixed(acc2, Fix8(load(w, i + 16), _mm512_loadu_pd(xs + i + 16), magic));
+    acc3 = AddFixed(acc3, Fix8(load(w, i + 24), _mm512_loadu_pd(xs + i + 24), magic));
+  }
+  for (; i + 8 <= n; i += 8) {
+    acc0 = AddFixed(acc0, Fix8(load(w, i), _mm512_loadu_pd(xs + i), magic));
+  }
+  uint64_t count = static_cast<uint64_t>(i);
+  if (i < n) {
+    // Zero weight and xs in the masked lanes: 0 * 0 + magic = magic.
+    const __mmask8 m = static_cast<__mmask8>((1u << (n - i)) - 1);
+    acc1 = AddFixed(acc1, Fix8(load(w, i, m), _mm512_maskz_loadu_pd(m, xs + i), magic));
+    count += 8;
+  }
+  const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
+  return FinishFixed(acc, count);
+}
+
+template <typename T, typename Loader>
+SHARDLM_AVX512_INLINE float DotFloatFast(const T* w, const float* x, int64_t n) {
+  const Loader load;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    acc0 = _mm512_fmadd_ps(load.Load16(w, i), _mm512_loadu_ps(x + i), acc0);
+    acc1 = _mm512_fmadd_ps(load.Load16(w, i + 16), _mm512_loadu_ps(x + i + 16), acc1);
+    acc2 = _mm512_fmadd_ps(load.Load16(w, i + 32), _mm512_loadu_ps(x + i + 32), acc2);
+    acc3 = _mm512_fmadd_ps(load.Load16(w, i + 48), _mm512_loadu_ps(x + i + 48), acc3);
+  }
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm512_fmadd_ps(load.Load16(w, i), _mm512_loadu_ps(x + i), acc0);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    acc1 = _mm512_fmadd_ps(load.Load16(w, i, m), _mm512_maskz_loadu_ps(m, x + i), acc1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+int64_t DotF32Exact(const float* w, const double* xs, int64_t n) {
+  return DotFloatExact<float, F32Loader>(w, xs, n);
+}
+int64_t DotF16Exact(const uint16_t* w, const double* xs, int64_t n) {
+  return DotFloatExact<uint16_t, F16Loader>(w, xs, n);
+}
+int64_t DotBF16Exact(const uint16_t* w, const double* xs, int64_t n) {
+  return DotFloatExact<uint16_t, BF16Loader>(w, xs, n);
+}
+float DotF32Fast(const float* w, const float* x, int64_t n) {
+  return DotFloatFast<float, F32Loader>(w, x, n);
+}
+float DotF16Fast(const uint16_t* w, const float* x, int64_t n) {
+  return DotFloatFast<uint16_t, F16Loader>(w, x, n);
+}
+float DotBF16Fast(const uint16_t* w, const float* x, int64_t n) {
+  return DotFloatFast<uint16_t, BF16Loader>(w, x, n);
+}
+
+const KernelTable kAvx512Table = {
+    "avx512",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
+    DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
+};
+
+}  // namespace
+
+const KernelTable* Avx512Kernels() { return &kAvx512Table; }
+
+}  // namespace shardlm::cpu

@@ -1,0 +1,164 @@
+// The portable kernel path: the literal definition of the exact-numerics
+// contract in kernels.h, written as plain loops. Every SIMD path must match
+// the exact dots and quantize_act_q8 of this file bit for bit.
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cpu/kernels.h"
+#include "core/dtype.h"
+
+namespace shardlm::cpu {
+namespace {
+
+// int64 sums wrap (two's complement) identically on every path; adding as
+// uint64 keeps that defined behaviour in C++.
+inline int64_t WrapAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
+// nearbyint(v) to int8 as the SIMD paths do it (cvtps2dq, saturating packs,
+// then max with -127): a value outside the int32 range or NaN becomes
+// INT32_MIN, and the result is clamped to [-127, 127]. For finite inputs with
+// a finite id, |x * id| <= 127 always and this is plain nearbyint; the clamp
+// only fixes the degenerate cases (NaN input, or amax so tiny that 1/d
+// overflows) and guarantees that no activation is -128, which the SIMD dots
+// rely on.
+inline int8_t RoundToInt8(float v) {
+  const float r = std::nearbyint(v);
+  int32_t i;
+  if (r >= -2147483648.0f && r < 2147483648.0f) {
+    i = static_cast<int32_t>(r);
+  } else {
+    i = INT32_MIN;
+  }
+  if (i > 127) i = 127;
+  if (i < -127) i = -127;
+  return static_cast<int8_t>(i);
+}
+
+void QuantizeActQ8(const float* x, int64_t n, ActBlockQ8* out) {
+  const int64_t nb = n / kQK;
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int i = 0; i < kQK; ++i) {
+      const float a = std::fabs(xb[i]);
+      if (a > amax) amax = a;
+    }
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < kQK; ++i) out[b].qs[i] = RoundToInt8(xb[i] * id);
+  }
+}
+
+// The per-block scale of the quantized contract: d_w * (d_x * 2^30), exact.
+inline double BlockScale(uint16_t dw, float dx) {
+  return static_cast<double>(F16ToF32(dw)) * (static_cast<double>(dx) * kFixedScale);
+}
+
+int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
+  int64_t sum = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const double scale = BlockScale(w[b].d, x[b].d);
+    for (int j = 0; j < 8; ++j) {
+      int32_t s = 0;
+      for (int i = 4 * j; i < 4 * j + 4; ++i) {
+        const int32_t wi =
+            i < kQK / 2 ? (w[b].qs[i] & 0x0f) - 8 : (w[b].qs[i - kQK / 2] >> 4) - 8;
+        s += wi * x[b].qs[i];
+      }
+      sum = WrapAdd(sum, RoundFixed(scale * static_cast<double>(s)));
+    }
+  }
+  return sum;
+}
+
+int64_t DotQ8_0Exact(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
+  int64_t sum = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const double scale = BlockScale(w[b].d, x[b].d);
+    for (int j = 0; j < 8; ++j) {
+      int32_t s = 0;
+      for (int i = 4 * j; i < 4 * j + 4; ++i) s += int32_t{w[b].qs[i]} * x[b].qs[i];
+      sum = WrapAdd(sum, RoundFixed(scale * static_cast<double>(s)));
+    }
+  }
+  return sum;
+}
+
+int64_t DotF32Exact(const float* w, const double* xs, int64_t n) {
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum = WrapAdd(sum, RoundFixed(static_cast<double>(w[i]) * xs[i]));
+  }
+  return sum;
+}
+
+int64_t DotF16Exact(const uint16_t* w, const double* xs, int64_t n) {
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum = WrapAdd(sum, RoundFixed(static_cast<double>(F16ToF32(w[i])) * xs[i]));
+  }
+  return sum;
+}
+
+int64_t DotBF16Exact(const uint16_t* w, const double* xs, int64_t n) {
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum = WrapAdd(sum, RoundFixed(static_cast<double>(BF16ToF32(w[i])) * xs[i]));
+  }
+  return sum;
+}
+
+float DotQ4_0Fast(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int i = 0; i < kQK / 2; ++i) {
+      s += ((w[b].qs[i] & 0x0f) - 8) * x[b].qs[i];
+      s += ((w[b].qs[i] >> 4) - 8) * x[b].qs[i + kQK / 2];
+    }
+    sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(s);
+  }
+  return sum;
+}
+
+float DotQ8_0Fast(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
+  float sum = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int i = 0; i < kQK; ++i) s += int32_t{w[b].qs[i]} * x[b].qs[i];
+    sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(s);
+  }
+  return sum;
+}
+
+float DotF32Fast(const float* w, const float* x, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += w[i] * x[i];
+  return sum;
+}
+
+float DotF16Fast(const uint16_t* w, const float* x, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += F16ToF32(w[i]) * x[i];
+  return sum;
+}
+
+float DotBF16Fast(const uint16_t* w, const float* x, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += BF16ToF32(w[i]) * x[i];
+  return sum;
+}
+
+const KernelTable kScalarTable = {
+    "scalar",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
+    DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
+};
+
+}  // namespace
+
+const KernelTable* ScalarKernels() { return &kScalarTable; }
+
+}  // namespace shardlm::cpu

@@ -1,0 +1,210 @@
+// `shardlm bench --model PATH`: prefill and decode speed of one model on one
+// backend, set against this machine's memory read bandwidth measured in the
+// same run with the same thread count. Decoding a token reads (nearly) every
+// weight once, so effective GB/s over measured GB/s says how close decoding
+// runs to the memory-bound ceiling.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backends/cpu/memory_bandwidth.h"
+#include "core/backend.h"
+#include "core/clock.h"
+#include "core/engine.h"
+#include "core/gguf.h"
+#include "core/model_config.h"
+#include "core/status_macros.h"
+#include "gflags/gflags.h"
+#include "tools/backend_flags.h"
+#include "tools/commands.h"
+#include "tools/shared_flags.h"
+
+// Given as --model (tools/shardlm_main.cc): `generate` owns the name "model".
+DEFINE_int64(prompt_tokens, 64, "Prompt tokens, prefilled in one batched Forward call");
+DEFINE_int64(decode_tokens, 32, "Tokens then decoded one at a time (greedy)");
+DEFINE_int64(warmup, 2, "Untimed single-token steps run first (pages in the weights)");
+DEFINE_bool(json, false, "Print one JSON object instead of a table");
+
+namespace shardlm::cli {
+namespace {
+
+constexpr uint64_t kPromptSeed = 20240229;  // fixed: every run benchmarks the same prompt
+
+struct BenchResult {
+  std::string model;
+  std::string backend;
+  int threads = 0;
+  int64_t prompt_tokens = 0;
+  int64_t decode_tokens = 0;
+  double prefill_tokens_per_s = 0;
+  double decode_tokens_per_s = 0;
+  double ms_per_token = 0;
+  double weight_mb_per_token = 0;  // 1e6 bytes
+  double effective_gb_per_s = 0;   // 1e9 bytes
+  double measured_gb_per_s = 0;
+  double bandwidth_fraction = 0;
+};
+
+// Bytes of weights one decode step reads: every tensor but the embedding
+// table, plus one embedding row (plus the whole table when it doubles as
+// the output layer).
+absl::StatusOr<uint64_t> WeightBytesPerToken(const GgufFile& file) {
+  uint64_t bytes = 0;
+  for (const GgufTensorInfo& t : file.tensors()) {
+    if (t.name != "token_embd.weight") bytes += t.size_bytes;
+  }
+  const GgufTensorInfo* embd = file.FindTensor("token_embd.weight");
+  if (embd == nullptr || embd->dims.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(file.source(), ": no token_embd.weight"));
+  }
+  ASSIGN_OR_RETURN(const uint64_t row, RowBytes(embd->type, embd->dims[0]));
+  bytes += row;
+  if (file.FindTensor("output.weight") == nullptr) bytes += embd->size_bytes;
+  return bytes;
+}
+
+absl::Status CheckFlags() {
+  if (FLAGS_prompt_tokens < 1) return absl::InvalidArgumentError("--prompt-tokens must be >= 1");
+  if (FLAGS_decode_tokens < 1) return absl::InvalidArgumentError("--decode-tokens must be >= 1");
+  if (FLAGS_warmup < 0) return absl::InvalidArgumentError("--warmup must be >= 0");
+  return absl::OkStatus();
+}
+
+int32_t Argmax(const std::vector<float>& logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// Runs warmup, the timed prefill and the timed decode steps on `engine`.
+absl::Status TimeEngine(Engine* engine, BenchResult* r) {
+  const int64_t vocab = engine->config().vocab_size;
+  std::mt19937_64 rng(kPromptSeed);
+  std::vector<int32_t> prompt(r->prompt_tokens);
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  for (int64_t i = 0; i < FLAGS_warmup; ++i) {
+    RETURN_IF_ERROR(engine->Forward({prompt[i % prompt.size()]}).status());
+  }
+  engine->Reset();
+
+  RealClock clock;
+  const absl::Time prefill_start = clock.Now();
+  ASSIGN_OR_RETURN(std::vector<float> logits, engine->Forward(prompt));
+  const absl::Time decode_start = clock.Now();
+  int32_t next = Argmax(logits);
+  for (int64_t i = 0; i < r->decode_tokens; ++i) {
+    ASSIGN_OR_RETURN(logits, engine->Forward({next}));
+    next = Argmax(logits);
+  }
+  const absl::Time end = clock.Now();
+  const double prefill_s = absl::ToDoubleSeconds(decode_start - prefill_start);
+  const double decode_s = absl::ToDoubleSeconds(end - decode_start);
+  r->prefill_tokens_per_s = r->prompt_tokens / std::max(prefill_s, 1e-9);
+  r->decode_tokens_per_s = r->decode_tokens / std::max(decode_s, 1e-9);
+  r->ms_per_token = decode_s * 1e3 / r->decode_tokens;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BenchResult> Bench() {
+  RETURN_IF_ERROR(CheckFlags());
+  BenchResult r;
+  ASSIGN_OR_RETURN(r.model, ResolveModelPath(ModelFlag()));
+  r.prompt_tokens = FLAGS_prompt_tokens;
+  r.decode_tokens = FLAGS_decode_tokens;
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(r.model));
+  ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(*file));
+  const int64_t needed = std::max(r.prompt_tokens + r.decode_tokens, FLAGS_warmup);
+  if (needed > config.context_length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--prompt-tokens + --decode-tokens = ", needed, " exceed the model's context of ",
+        config.context_length));
+  }
+  ASSIGN_OR_RETURN(const uint64_t bytes_per_token, WeightBytesPerToken(*file));
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(BackendNameFromFlags(), backend_options));
+  EngineOptions engine_options;
+  engine_options.max_seq_len = needed;
+  engine_options.max_batch = r.prompt_tokens;
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                   Engine::Create(file.get(), backend.get(), engine_options));
+  r.backend = backend->Describe();
+  r.threads = backend->parallelism();
+  RETURN_IF_ERROR(TimeEngine(engine.get(), &r));
+  engine.reset();  // free the KV cache and scratch before the bandwidth test
+
+  ASSIGN_OR_RETURN(r.measured_gb_per_s, MeasureReadBandwidth(r.threads));
+  r.weight_mb_per_token = bytes_per_token / 1e6;
+  r.effective_gb_per_s = bytes_per_token * r.decode_tokens_per_s / 1e9;
+  r.bandwidth_fraction = r.effective_gb_per_s / r.measured_gb_per_s;
+  return r;
+}
+
+void PrintTable(const BenchResult& r) {
+  const auto row = [](const char* name, const std::string& value) {
+    std::printf("%-22s %s\n", name, value.c_str());
+  };
+  row("model", r.model);
+  row("backend", r.backend);
+  row("prompt tokens", absl::StrCat(r.prompt_tokens));
+  row("decode tokens", absl::StrCat(r.decode_tokens));
+  row("prefill tokens/s", absl::StrFormat("%.1f", r.prefill_tokens_per_s));
+  row("decode tokens/s", absl::StrFormat("%.1f", r.decode_tokens_per_s));
+  row("ms/token", absl::StrFormat("%.3f", r.ms_per_token));
+  row("weight MB/token", absl::StrFormat("%.3f", r.weight_mb_per_token));
+  row("effective GB/s", absl::StrFormat("%.3f", r.effective_gb_per_s));
+  row("measured GB/s", absl::StrFormat("%.2f (%d threads)", r.measured_gb_per_s, r.threads));
+  row("fraction of bandwidth", absl::StrFormat("%.1f%%", 100 * r.bandwidth_fraction));
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  return std::isfinite(v) ? absl::StrFormat("%.6g", v) : "null";
+}
+
+void PrintJson(const BenchResult& r) {
+  std::printf(
+      "{\"model\": %s, \"backend\": %s, \"threads\": %d, \"prompt_tokens\": %lld, "
+      "\"decode_tokens\": %lld, \"prefill_tokens_per_s\": %s, \"decode_tokens_per_s\": %s, "
+      "\"ms_per_token\": %s, \"weight_mb_per_token\": %s, \"effective_gb_per_s\": %s, "
+      "\"measured_bandwidth_gb_per_s\": %s, \"bandwidth_fraction\": %s}\n",
+      JsonString(r.model).c_str(), JsonString(r.backend).c_str(), r.threads,
+      static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.decode_tokens),
+      JsonNumber(r.prefill_tokens_per_s).c_str(), JsonNumber(r.decode_tokens_per_s).c_str(),
+      JsonNumber(r.ms_per_token).c_str(), JsonNumber(r.weight_mb_per_token).c_str(),
+      JsonNumber(r.effective_gb_per_s).c_str(), JsonNumber(r.measured_gb_per_s).c_str(),
+      JsonNumber(r.bandwidth_fraction).c_str());
+}
+
+}  // namespace
+
+int RunBench(const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    return Fail("bench", absl::InvalidArgumentError(absl::StrCat(
+                             "unexpected argument '", args[0], "' (use --model PATH)")));
+  }
+  absl::StatusOr<BenchResult> result = Bench();
+  if (!result.ok()) return Fail("bench", result.status());
+  FLAGS_json ? PrintJson(*result) : PrintTable(*result);
+  return 0;
+}
+
+}  // namespace shardlm::cli

@@ -1,0 +1,10 @@
+#include "gflags/gflags.h"
+#include "tools/shared_flags.h"
+
+DEFINE_string(model, "", "GGUF model file (default: ../shared/models/stories260K.gguf)");
+
+namespace shardlm::cli {
+
+std::string ModelFlag() { return FLAGS_model; }
+
+}  // namespace shardlm::cli

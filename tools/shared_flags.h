@@ -1,0 +1,28 @@
+// Flags that several commands share. gflags names are global and a command
+// accepts only flags from its Command::flag_files, so each shared flag lives
+// in a file of its own that the commands using it list.
+#ifndef SHARDLM_TOOLS_SHARED_FLAGS_H_
+#define SHARDLM_TOOLS_SHARED_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace shardlm::cli {
+
+// --type (quantize, make-model).
+inline constexpr char kTypeFlagFile[] = "tools/type_flag.cc";
+// --model (generate, bench, and later worker, serve).
+inline constexpr char kModelFlagFile[] = "tools/model_flag.cc";
+// --seed (generate: sampling; make-model: weights).
+inline constexpr char kSeedFlagFile[] = "tools/seed_flag.cc";
+
+// The --type value as given ("" when absent).
+std::string TypeFlag();
+// The --model value as given ("" when absent: the default model).
+std::string ModelFlag();
+// The --seed value.
+uint64_t SeedFlag();
+
+}  // namespace shardlm::cli
+
+#endif  // SHARDLM_TOOLS_SHARED_FLAGS_H_
