@@ -9,8 +9,10 @@
 namespace shardlm {
 namespace {
 
-// Polls before a worker sleeps (~tens of microseconds).
+// Polls before an idle worker sleeps (tens of microseconds).
 constexpr int kSpinLimit = 20000;
+// Chunks per participant: enough to rebalance around a slow thread.
+constexpr int64_t kChunksPerThread = 4;
 
 inline void CpuRelax() {
 #if defined(__x86_64__)
@@ -18,10 +20,13 @@ inline void CpuRelax() {
 #endif
 }
 
+inline uint32_t GenerationOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
+inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffffffffu); }
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
-  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -32,18 +37,28 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::RunChunk(int index) {
-  const int64_t begin = n_ * index / threads_;
-  const int64_t end = n_ * (index + 1) / threads_;
-  if (begin < end) (*fn_)(begin, end);
-}
-
 bool ThreadPool::ShouldWake(WakeArgs* args) {
   return args->pool->stop_.load(std::memory_order_acquire) ||
-         args->pool->generation_.load(std::memory_order_acquire) != args->seen;
+         GenerationOf(args->pool->state_.load(std::memory_order_acquire)) != args->seen;
 }
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::RunChunks(uint32_t generation) {
+  uint64_t state = state_.load(std::memory_order_acquire);
+  while (GenerationOf(state) == generation && NextOf(state) < chunks_) {
+    if (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      continue;  // `state` was reloaded
+    }
+    const int64_t chunk = NextOf(state);
+    const int64_t begin = n_ * chunk / chunks_;
+    const int64_t end = n_ * (chunk + 1) / chunks_;
+    if (begin < end) (*fn_)(begin, end);
+    chunks_done_.fetch_add(1, std::memory_order_acq_rel);
+    state = state_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::WorkerLoop() {
   WakeArgs args{this, 0};
   while (true) {
     int spins = 0;
@@ -56,9 +71,8 @@ void ThreadPool::WorkerLoop(int index) {
       mu_.Await(absl::Condition(&ShouldWake, &args));
     }
     if (stop_.load(std::memory_order_acquire)) return;
-    args.seen = generation_.load(std::memory_order_acquire);
-    RunChunk(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    args.seen = GenerationOf(state_.load(std::memory_order_acquire));
+    RunChunks(args.seen);
   }
 }
 
@@ -71,15 +85,18 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   fn_ = &fn;
   n_ = n;
-  pending_.store(threads_ - 1, std::memory_order_relaxed);
+  chunks_ = std::min<int64_t>(n, threads_ * kChunksPerThread);
+  chunks_done_.store(0, std::memory_order_relaxed);
+  const uint32_t generation = GenerationOf(state_.load(std::memory_order_relaxed)) + 1;
   {
     // Under the mutex so that sleeping workers re-check their condition.
     absl::MutexLock lock(&mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    state_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
   }
-  RunChunk(0);
+  RunChunks(generation);
+  // Every chunk is claimed; wait for the ones other threads are running.
   int spins = 0;
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  while (chunks_done_.load(std::memory_order_acquire) != chunks_) {
     if (++spins < kSpinLimit) {
       CpuRelax();
     } else {

@@ -1,8 +1,10 @@
 // A persistent pool of worker threads for data-parallel loops. Threads are
-// created once; ParallelFor splits [0, n) into contiguous chunks, one per
-// thread, so the split (and any per-chunk result) depends only on n and the
-// thread count. Idle workers spin briefly before sleeping, so the short,
-// back-to-back operations of token-by-token decoding do not pay a wake-up.
+// created once. ParallelFor cuts [0, n) into contiguous chunks that the caller
+// and the workers claim dynamically, so a worker the OS has descheduled (a
+// busy shared machine) delays nothing: the others take its chunks. Which
+// thread runs a chunk never changes what the chunk computes. Idle workers spin
+// briefly before sleeping, so the short back-to-back operations of decoding
+// do not pay a wake-up each.
 #ifndef SHARDLM_BACKENDS_CPU_THREAD_POOL_H_
 #define SHARDLM_BACKENDS_CPU_THREAD_POOL_H_
 
@@ -26,8 +28,8 @@ class ThreadPool {
 
   int size() const { return threads_; }
 
-  // Runs fn(begin, end) over a partition of [0, n) and returns when all
-  // chunks are done. Not reentrant: one ParallelFor at a time per pool.
+  // Runs fn(begin, end) over a partition of [0, n) into contiguous chunks and
+  // returns when all are done. Not reentrant: one ParallelFor at a time.
   // `cost_per_item` (rough scalar operations per item) lets small jobs run on
   // the calling thread alone, where waking the pool would cost more.
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
@@ -36,20 +38,24 @@ class ThreadPool {
  private:
   struct WakeArgs {
     const ThreadPool* pool;
-    uint64_t seen;
+    uint32_t seen;
   };
   static bool ShouldWake(WakeArgs* args);
-  void WorkerLoop(int index);
-  void RunChunk(int index);
+  void WorkerLoop();
+  // Claims and runs chunks of job `generation` until none are left.
+  void RunChunks(uint32_t generation);
 
   const int threads_;
   std::vector<std::thread> workers_;
-  absl::Mutex mu_;  // sleeping workers wait on it; generation_ moves under it
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  absl::Mutex mu_;  // sleeping workers wait on it; new jobs are posted under it
+  // (generation << 32) | next unclaimed chunk of the current job.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> chunks_done_{0};
   std::atomic<bool> stop_{false};
+  // The current job; written before state_ announces it.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
+  int64_t chunks_ = 0;
 };
 
 }  // namespace shardlm

@@ -1,8 +1,10 @@
 #include "backends/cpu/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace shardlm {
@@ -30,13 +32,35 @@ TEST(ThreadPoolTest, ReusesThreadsAcrossManyCalls) {
   EXPECT_EQ(sum.load(), 2000 * 64);
 }
 
-TEST(ThreadPoolTest, SplitIsContiguousAndDeterministic) {
+TEST(ThreadPoolTest, ChunksTileTheRangeTheSameWayEveryTime) {
   ThreadPool pool(3);
-  std::vector<std::pair<int64_t, int64_t>> chunks(3, {-1, -1});
-  pool.ParallelFor(10, [&](int64_t b, int64_t e) { chunks[b == 0 ? 0 : b == 3 ? 1 : 2] = {b, e}; });
-  EXPECT_EQ(chunks[0], std::make_pair(int64_t{0}, int64_t{3}));
-  EXPECT_EQ(chunks[1], std::make_pair(int64_t{3}, int64_t{6}));
-  EXPECT_EQ(chunks[2], std::make_pair(int64_t{6}, int64_t{10}));
+  std::vector<std::pair<int64_t, int64_t>> first;
+  for (int round = 0; round < 20; ++round) {
+    absl::Mutex mu;
+    std::vector<std::pair<int64_t, int64_t>> chunks;
+    pool.ParallelFor(1000, [&](int64_t b, int64_t e) {
+      absl::MutexLock lock(&mu);
+      chunks.emplace_back(b, e);
+    });
+    std::sort(chunks.begin(), chunks.end());
+    ASSERT_FALSE(chunks.empty());
+    EXPECT_EQ(chunks.front().first, 0);
+    EXPECT_EQ(chunks.back().second, 1000);
+    for (size_t i = 1; i < chunks.size(); ++i) EXPECT_EQ(chunks[i].first, chunks[i - 1].second);
+    if (round == 0) first = chunks;
+    EXPECT_EQ(chunks, first);
+  }
+}
+
+TEST(ThreadPoolTest, FinishesWhenWorkersAreBusyElsewhere) {
+  // More participants than cores: the caller must not wait for workers the OS
+  // has not scheduled yet; it claims their chunks itself.
+  ThreadPool pool(8);
+  std::atomic<int64_t> sum{0};
+  for (int round = 0; round < 500; ++round) {
+    pool.ParallelFor(4096, [&](int64_t b, int64_t e) { sum += e - b; });
+  }
+  EXPECT_EQ(sum.load(), 500 * 4096);
 }
 
 TEST(ThreadPoolTest, SmallJobsRunInline) {
