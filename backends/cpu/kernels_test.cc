@@ -468,6 +468,36 @@ TEST_P(KernelsTest, QuantizeActIsBitIdenticalToScalar) {
     for (int i = 0; i < 32; ++i) v[64 + i] = i == 7 ? 1e30f : 1e-6f * i;
     cases.push_back(v);
   }
+  {
+    // Near-ties: values within an ulp of (k + 0.5) / id, so that any other
+    // way of computing id (127 / amax) or x * id (fused, reordered) shows.
+    std::vector<float> v(32 * 256);
+    std::uniform_real_distribution<float> amax_dist(0.01f, 100.0f);
+    std::uniform_int_distribution<int> k_dist(-126, 125), ulp(-1, 1);
+    for (int b = 0; b < 256; ++b) {
+      const float amax = amax_dist(rng);
+      const float id = 1.0f / (amax / 127.0f);
+      v[32 * b] = b & 1 ? -amax : amax;
+      for (int i = 1; i < 32; ++i) {
+        float t = static_cast<float>((k_dist(rng) + 0.5) / id);
+        const int u = ulp(rng);
+        if (u != 0) t = std::nextafter(t, u > 0 ? 1e30f : -1e30f);
+        v[32 * b + i] = std::fabs(t) <= amax ? t : 0.0f;
+      }
+    }
+    cases.push_back(v);
+  }
+  {
+    // Degenerate blocks (kernels_scalar.cc defines them: out-of-range or NaN
+    // products become -127): amax so small that 1 / d overflows, a NaN (not
+    // counted in amax), an infinity (d = inf, id = 0), a leading NaN.
+    std::vector<float> v(32 * 4, 1.0f);
+    for (int i = 0; i < 32; ++i) v[i] = (i - 16) * 1e-38f;
+    v[32 + 3] = std::numeric_limits<float>::quiet_NaN();
+    v[64 + 5] = -std::numeric_limits<float>::infinity();
+    v[96] = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back(v);
+  }
   for (size_t c = 0; c < cases.size(); ++c) {
     SCOPED_TRACE(testing::Message() << "case " << c);
     const std::vector<float>& v = cases[c];
@@ -483,7 +513,11 @@ TEST_P(KernelsTest, QuantizeActIsBitIdenticalToScalar) {
       std::memcpy(&gd, &got[b].d, 4);
       std::memcpy(&wd, &want[b].d, 4);
       ASSERT_EQ(gd, wd) << "block " << b;
-      for (int i = 0; i < kQK; ++i) ASSERT_EQ(got[b].qs[i], want[b].qs[i]) << b << ":" << i;
+      for (int i = 0; i < kQK; ++i) {
+        ASSERT_EQ(got[b].qs[i], want[b].qs[i]) << b << ":" << i;
+        // The SIMD dots rely on activations never being -128.
+        ASSERT_NE(got[b].qs[i], -128) << b << ":" << i;
+      }
     }
   }
 }
@@ -504,16 +538,31 @@ TEST(QuantizeActContract, ScalarFollowsDefinition) {
   EXPECT_EQ(out[1].d, 0.0f);
   for (int i = 0; i < kQK; ++i) EXPECT_EQ(out[1].qs[i], 0);
 
-  // A general block: d = amax / 127 and q = nearbyint(x / d) (via 1/d).
+  // General blocks, many values within an ulp of a tie: d = amax / 127,
+  // q = nearbyint(x * (1 / d)).
   std::mt19937 rng(6);
-  const std::vector<float> x = RandomFloats(rng, 32, 3.7f);
-  ActBlockQ8 b;
-  ScalarKernels()->quantize_act_q8(x.data(), 32, &b);
-  float amax = 0;
-  for (float f : x) amax = std::max(amax, std::fabs(f));
-  EXPECT_EQ(b.d, amax / 127.0f);
-  for (int i = 0; i < kQK; ++i) {
-    EXPECT_EQ(b.qs[i], static_cast<int>(std::nearbyint(x[i] * (1.0f / (amax / 127.0f)))));
+  std::uniform_int_distribution<int> k_dist(-126, 125), ulp(-1, 1);
+  for (int blk = 0; blk < 200; ++blk) {
+    std::vector<float> x = RandomFloats(rng, 32, 3.7f);
+    float amax = 0;
+    for (float f : x) amax = std::max(amax, std::fabs(f));
+    if (blk % 2 == 1 && amax > 0) {
+      const float id = 1.0f / (amax / 127.0f);
+      for (int i = 0; i < 32; ++i) {
+        if (std::fabs(x[i]) == amax) continue;
+        float t = static_cast<float>((k_dist(rng) + 0.5) / id);
+        if (int u = ulp(rng)) t = std::nextafter(t, u > 0 ? 1e30f : -1e30f);
+        if (std::fabs(t) < amax) x[i] = t;
+      }
+    }
+    ActBlockQ8 b;
+    ScalarKernels()->quantize_act_q8(x.data(), 32, &b);
+    const float d = amax / 127.0f;
+    ASSERT_EQ(b.d, d);
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    for (int i = 0; i < kQK; ++i) {
+      ASSERT_EQ(b.qs[i], static_cast<int>(std::nearbyint(x[i] * id))) << blk << ":" << i;
+    }
   }
 }
 
