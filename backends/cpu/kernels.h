@@ -61,8 +61,11 @@ struct KernelTable {
   const char* isa;  // "scalar", "avx2", "avx512"
 
   // Quantizes x[0, n) (n a multiple of 32) into n/32 blocks, identically on
-  // every path: amax = max|x_i|, d = amax / 127.0f (IEEE division),
-  // id = d != 0 ? 1.0f / d : 0, qs_i = nearbyint(x_i * id) (ties to even).
+  // every path: amax = max|x_i| (NaN ignored), d = amax / 127.0f (IEEE
+  // division), id = d != 0 ? 1.0f / d : 0, qs_i = nearbyint(x_i * id) (ties
+  // to even) clamped to [-127, 127]; a NaN or out-of-range x_i * id (inf
+  // input, or 1/d overflowing) gives -127. qs is never -128, which the AVX2
+  // q8_0 sign trick relies on.
   void (*quantize_act_q8)(const float* x, int64_t n, ActBlockQ8* out);
 
   // Exact dots (contract above). Quantized: nb blocks; float: n elements.
