@@ -1,9 +1,12 @@
-// `shardlm inspect PATH`: what is inside a GGUF file.
+// `shardlm inspect PATH [--plan SPEC]`: what is inside a GGUF file and,
+// with --plan, how it would be sharded over a cluster.
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -11,11 +14,15 @@
 #include "absl/strings/str_join.h"
 #include "core/gguf.h"
 #include "core/model_config.h"
+#include "core/shard_plan.h"
 #include "core/status_macros.h"
 #include "gflags/gflags.h"
 #include "tools/commands.h"
 
 DEFINE_int32(max_array, 8, "Array elements shown per metadata value");
+DEFINE_string(plan, "",
+              "Also print the shard plan for this many nodes (\"3\") or these shares "
+              "(\"1,1,2\"): each node's heads, FFN and vocabulary rows, bytes");
 
 namespace shardlm::cli {
 namespace {
@@ -31,8 +38,26 @@ std::string HumanBytes(uint64_t b) {
   return u == 0 ? absl::StrCat(b, " B") : absl::StrFormat("%.2f %s", v, units[u]);
 }
 
-absl::Status Inspect(const std::string& path) {
+// The plan of `file` over `shares`; errors start with "--plan SPEC: ".
+absl::StatusOr<ShardPlan> PlanFor(const GgufFile& file, const std::vector<int>& shares) {
+  absl::StatusOr<ShardPlan> plan = [&]() -> absl::StatusOr<ShardPlan> {
+    ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
+    ASSIGN_OR_RETURN(const PlanWeightInfo weights, PlanWeightInfo::FromGguf(file));
+    return ShardPlan::Create(config, shares, weights);
+  }();
+  if (plan.ok()) return plan;
+  return absl::Status(plan.status().code(),
+                      absl::StrCat("--plan ", FLAGS_plan, ": ", plan.status().message()));
+}
+
+// Prints the file; with `shares`, plans first (so an impossible plan prints
+// nothing but its error) and prints the plan last.
+absl::Status Inspect(const std::string& path, const std::vector<int>* shares) {
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  std::optional<ShardPlan> plan;
+  if (shares != nullptr) {
+    ASSIGN_OR_RETURN(plan, PlanFor(*file, *shares));
+  }
   std::printf("file: %s\nformat: GGUF v%u, %s, alignment %llu, data at offset %llu\n",
               path.c_str(), file->version(), HumanBytes(file->file_size()).c_str(),
               static_cast<unsigned long long>(file->alignment()),
@@ -66,6 +91,7 @@ absl::Status Inspect(const std::string& path) {
     std::printf("model: not a supported llama-family model (%s)\n",
                 std::string(config.status().message()).c_str());
   }
+  if (plan.has_value()) std::printf("\n%s", plan->ToString().c_str());
   return absl::OkStatus();
 }
 
@@ -77,7 +103,18 @@ int RunInspect(const std::vector<std::string>& args) {
                                args.empty() ? "missing PATH (usage: shardlm inspect PATH)"
                                             : "expected exactly one PATH"));
   }
-  absl::Status s = Inspect(args[0]);
+  // An explicit `--plan ""` is an error, not "no plan".
+  const bool want_plan = !gflags::GetCommandLineFlagInfoOrDie("plan").is_default;
+  std::vector<int> shares;
+  if (want_plan) {
+    absl::StatusOr<std::vector<int>> parsed = ParseShares(FLAGS_plan);
+    if (!parsed.ok()) {
+      return Fail("inspect", absl::InvalidArgumentError(absl::StrCat(
+                                 "--plan ", FLAGS_plan, ": ", parsed.status().message())));
+    }
+    shares = *std::move(parsed);
+  }
+  absl::Status s = Inspect(args[0], want_plan ? &shares : nullptr);
   return s.ok() ? 0 : Fail("inspect", s);
 }
 
