@@ -49,6 +49,13 @@ enum class Numerics {
   kFast,
 };
 
+// Exact-numerics fixed point: a product total in units of 2^-30 back to
+// float (the conversion every backend's kExact MatMul applies to its int64
+// row sums, e.g. cpu::FromFixed).
+inline float FixedToFloat(int64_t sum) {
+  return static_cast<float>(static_cast<double>(sum) * (1.0 / 1073741824.0));
+}
+
 // "exact" / "fast".
 inline const char* NumericsName(Numerics numerics) {
   return numerics == Numerics::kExact ? "exact" : "fast";
@@ -70,11 +77,18 @@ struct BackendOptions {
   std::string isa = "auto";
 };
 
-// Shape of grouped-query attention over a KV cache.
+// Shape of grouped-query attention over a KV cache. The buffers may hold a
+// slice of the model's heads (tensor parallelism): local query head i uses
+// local K/V head (q_head_offset + i) / group - kv_head_offset.
 struct AttentionShape {
   int64_t n_heads = 0;     // query heads in `q`
-  int64_t n_kv_heads = 0;  // K/V heads in the caches; n_heads % n_kv_heads == 0
+  int64_t n_kv_heads = 0;  // K/V heads in the caches
   int64_t head_dim = 0;
+  // Query heads per K/V head in the whole model; 0 means n_heads / n_kv_heads
+  // (then n_heads % n_kv_heads == 0).
+  int64_t group = 0;
+  int64_t q_head_offset = 0;   // global index of q's first head
+  int64_t kv_head_offset = 0;  // global index of the caches' first K/V head
 };
 
 // Rotary embedding parameters.
@@ -113,6 +127,13 @@ class Backend {
 
   // out[i, r] = sum_c w[r, c] * x[i, c] for the first `n` rows of x.
   virtual absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) = 0;
+  // The exact-numerics totals of MatMul before conversion to float:
+  // out[i * w.rows() + r] is the int64 fixed-point (2^-30) sum of row r
+  // against x's row i, so that FromFixed(out[...]) is what MatMul gives in
+  // exact numerics. Totals of column slices add up (as integers) to the
+  // total of the whole row. `out` holds at least n * w.rows() values.
+  virtual absl::Status MatMulFixed(const Buffer& w, const Buffer& x, int64_t n,
+                                   absl::Span<int64_t> out) = 0;
   // out[i, :] = table[tokens[i], :] as F32.
   virtual absl::Status Embed(const Buffer& table, absl::Span<const int32_t> tokens,
                              Buffer* out) = 0;

@@ -29,6 +29,7 @@ class CpuBuffer : public Buffer {
 
   std::string device() const override { return "cpu"; }
   const uint8_t* row(int64_t r) const { return data_ + r * row_bytes_; }
+  uint64_t row_bytes() const { return row_bytes_; }
   float* f32(int64_t r) { return reinterpret_cast<float*>(data_ + r * row_bytes_); }
   const float* f32(int64_t r) const { return reinterpret_cast<const float*>(data_ + r * row_bytes_); }
 
@@ -138,6 +139,30 @@ void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Bu
   const bool q4 = w.dtype() == DType::kQ4_0;
   const bool exact = numerics_ == Numerics::kExact;
   pool_.ParallelFor(w.rows(), [&](int64_t begin, int64_t end) {
+    if (q4) {
+      // Blocks of rows through the multi-row dots (which share the
+      // activation work between rows); a block's weights stay in cache
+      // across the tokens.
+      constexpr int kRowBlock = 8;
+      const size_t stride = cw.row_bytes();
+      int64_t iv[kRowBlock];
+      float fv[kRowBlock];
+      for (int64_t r = begin; r < end; r += kRowBlock) {
+        const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, end - r));
+        for (int64_t i = 0; i < n; ++i) {
+          const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
+          float* o = co.f32(i) + r;
+          if (exact) {
+            k.dot_q4_0_exact_rows(cw.row(r), stride, rows, xa, nb, iv);
+            for (int j = 0; j < rows; ++j) o[j] = cpu::FromFixed(iv[j]);
+          } else {
+            k.dot_q4_0_fast_rows(cw.row(r), stride, rows, xa, nb, fv);
+            for (int j = 0; j < rows; ++j) o[j] = fv[j];
+          }
+        }
+      }
+      return;
+    }
     for (int64_t r = begin; r < end; ++r) {
       const void* wr = cw.row(r);
       for (int64_t i = 0; i < n; ++i) {
@@ -195,6 +220,59 @@ void CpuBackend::MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer
       }
     }
   }, n * cols);
+}
+
+absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n,
+                                     absl::Span<int64_t> out) {
+  RETURN_IF_ERROR(CheckF32(x, n, w.cols(), "MatMulFixed input"));
+  const int64_t rows = w.rows(), cols = w.cols();
+  if (static_cast<int64_t>(out.size()) < n * rows) {
+    return absl::InvalidArgumentError(absl::StrCat("MatMulFixed output: ", out.size(),
+                                                   " values for ", n, " x ", rows));
+  }
+  const DType type = w.dtype();
+  const bool quantized = type == DType::kQ8_0 || type == DType::kQ4_0;
+  if (!quantized && type != DType::kF32 && type != DType::kF16 && type != DType::kBF16) {
+    return absl::UnimplementedError(
+        absl::StrCat("cpu MatMulFixed does not support ", DTypeName(type), " weights"));
+  }
+  const cpu::KernelTable& k = *kernels_;
+  const CpuBuffer& cx = Cpu(x);
+  const int64_t nb = cols / kQK;
+  // Activations in kernel form, exactly as MatMul prepares them.
+  if (quantized) {
+    fixed_act_q8_.resize(n * nb);
+    for (int64_t i = 0; i < n; ++i) k.quantize_act_q8(cx.f32(i), cols, &fixed_act_q8_[i * nb]);
+  } else {
+    fixed_act_scaled_.resize(n * cols);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = cx.f32(i);
+      for (int64_t c = 0; c < cols; ++c) {
+        fixed_act_scaled_[i * cols + c] = static_cast<double>(xi[c]) * cpu::kFixedScale;
+      }
+    }
+  }
+  const CpuBuffer& cw = Cpu(w);
+  int64_t* o = out.data();
+  pool_.ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const void* wr = cw.row(r);
+      for (int64_t i = 0; i < n; ++i) {
+        const cpu::ActBlockQ8* xa = quantized ? &fixed_act_q8_[i * nb] : nullptr;
+        const double* xs = quantized ? nullptr : &fixed_act_scaled_[i * cols];
+        int64_t v;
+        switch (type) {
+          case DType::kQ4_0: v = k.dot_q4_0_exact(static_cast<const BlockQ4_0*>(wr), xa, nb); break;
+          case DType::kQ8_0: v = k.dot_q8_0_exact(static_cast<const BlockQ8_0*>(wr), xa, nb); break;
+          case DType::kF32: v = k.dot_f32_exact(static_cast<const float*>(wr), xs, cols); break;
+          case DType::kF16: v = k.dot_f16_exact(static_cast<const uint16_t*>(wr), xs, cols); break;
+          default: v = k.dot_bf16_exact(static_cast<const uint16_t*>(wr), xs, cols); break;
+        }
+        o[i * rows + r] = v;
+      }
+    }
+  }, n * cols);
+  return absl::OkStatus();
 }
 
 absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> tokens,
@@ -273,8 +351,17 @@ absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
                                    absl::Span<const int32_t> positions, Buffer* out) {
   const int64_t n = positions.size();
   const int64_t hd = s.head_dim;
-  if (s.n_kv_heads <= 0 || s.n_heads % s.n_kv_heads != 0) {
+  if (s.n_kv_heads <= 0 || s.n_heads <= 0 || (s.group == 0 && s.n_heads % s.n_kv_heads != 0)) {
     return absl::InvalidArgumentError("Attention: heads not a multiple of kv heads");
+  }
+  const int64_t group = s.group > 0 ? s.group : s.n_heads / s.n_kv_heads;
+  // Local K/V head of local query head h.
+  auto kv_head = [&](int64_t h) { return (s.q_head_offset + h) / group - s.kv_head_offset; };
+  if (s.q_head_offset < 0 || kv_head(0) < 0 || kv_head(s.n_heads - 1) >= s.n_kv_heads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Attention: query heads ", s.q_head_offset, "..", s.q_head_offset + s.n_heads - 1,
+        " (group ", group, ") need K/V heads outside ", s.kv_head_offset, "..",
+        s.kv_head_offset + s.n_kv_heads - 1));
   }
   RETURN_IF_ERROR(CheckF32(q, n, s.n_heads * hd, "Attention q"));
   RETURN_IF_ERROR(CheckF32(*out, n, s.n_heads * hd, "Attention output"));
@@ -283,13 +370,12 @@ absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
   for (int32_t p : positions) {
     if (p < 0 || p >= k_cache.rows()) return absl::OutOfRangeError("Attention: position outside cache");
   }
-  const int64_t group = s.n_heads / s.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   pool_.ParallelFor(n * s.n_heads, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t job = begin; job < end; ++job) {
       const int64_t i = job / s.n_heads, h = job % s.n_heads;
-      const int64_t kvh = h / group;
+      const int64_t kvh = kv_head(h);
       const float* qh = Cpu(q).f32(i) + h * hd;
       const int64_t len = positions[i] + 1;
       scores.resize(len);

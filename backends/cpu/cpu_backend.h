@@ -31,6 +31,8 @@ class CpuBackend : public Backend {
   absl::Status Read(const Buffer& src, int64_t row, absl::Span<float> dst) override;
 
   absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) override;
+  absl::Status MatMulFixed(const Buffer& w, const Buffer& x, int64_t n,
+                           absl::Span<int64_t> out) override;
   absl::Status Embed(const Buffer& table, absl::Span<const int32_t> tokens, Buffer* out) override;
   absl::Status RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n,
                        Buffer* out) override;
@@ -55,6 +57,9 @@ class CpuBackend : public Backend {
   // Per-call scratch for the activations in kernel form (ops run one at a time).
   std::vector<cpu::ActBlockQ8> act_q8_;
   std::vector<double> act_scaled_;
+  // Scratch of MatMulFixed (kept apart from MatMul's).
+  std::vector<cpu::ActBlockQ8> fixed_act_q8_;
+  std::vector<double> fixed_act_scaled_;
 };
 
 }  // namespace shardlm

@@ -2,7 +2,9 @@
 
 #include "backends/cpu/kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -222,6 +224,91 @@ TEST(CpuBackendTest, ShapeMismatchIsAnError) {
   EXPECT_EQ(b.MatMul(*wb, *x, 1, out.get()).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(b.CreateWeight(DType::kQ4_1, 1, 32, w.data()).ok());
   EXPECT_FALSE(b.CreateWeight(DType::kQ8_0, 1, 33, w.data()).ok());
+}
+
+// MatMulFixed's totals are MatMul's exact results before FromFixed, and the
+// totals of column slices (on block boundaries) add up to the whole row's.
+TEST_P(MatMulTest, FixedTotalsMatchMatMulAndSplitOverColumns) {
+  const DType type = GetParam();
+  const int64_t rows = 19, cols = 128, n = 3, split = 64;
+  const std::vector<float> wf = Random(rows * cols, 21);
+  const uint64_t row_bytes = *RowBytes(type, cols);
+  std::vector<uint8_t> wq(rows * row_bytes);
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(QuantizeRow(type, wf.data() + r * cols, cols, wq.data() + r * row_bytes).ok());
+  }
+  // The two column halves as separate matrices.
+  const uint64_t half_bytes = *RowBytes(type, split);
+  std::vector<uint8_t> left(rows * half_bytes), right(rows * half_bytes);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(&left[r * half_bytes], &wq[r * row_bytes], half_bytes);
+    std::memcpy(&right[r * half_bytes], &wq[r * row_bytes + half_bytes], half_bytes);
+  }
+  auto owned = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& b = *owned;
+  auto w = b.CreateWeight(type, rows, cols, wq.data()).value();
+  auto wl = b.CreateWeight(type, rows, split, left.data()).value();
+  auto wr = b.CreateWeight(type, rows, split, right.data()).value();
+  const std::vector<float> x = Random(n * cols, 22);
+  std::vector<float> xl(n * split), xr(n * split);
+  for (int64_t i = 0; i < n; ++i) {
+    std::copy(&x[i * cols], &x[i * cols + split], &xl[i * split]);
+    std::copy(&x[i * cols + split], &x[(i + 1) * cols], &xr[i * split]);
+  }
+  auto xb = Act(b, n, cols, x);
+  auto xlb = Act(b, n, split, xl);
+  auto xrb = Act(b, n, split, xr);
+  auto out = b.CreateActivation(n, rows).value();
+  ASSERT_TRUE(b.MatMul(*w, *xb, n, out.get()).ok());
+  const std::vector<float> y = ReadAll(b, *out);
+  std::vector<int64_t> whole(n * rows), a(n * rows), c(n * rows);
+  ASSERT_TRUE(b.MatMulFixed(*w, *xb, n, absl::MakeSpan(whole)).ok());
+  ASSERT_TRUE(b.MatMulFixed(*wl, *xlb, n, absl::MakeSpan(a)).ok());
+  ASSERT_TRUE(b.MatMulFixed(*wr, *xrb, n, absl::MakeSpan(c)).ok());
+  for (int64_t j = 0; j < n * rows; ++j) {
+    EXPECT_EQ(cpu::FromFixed(whole[j]), y[j]) << DTypeName(type) << " " << j;
+    EXPECT_EQ(a[j] + c[j], whole[j]) << DTypeName(type) << " " << j;
+  }
+  std::vector<int64_t> small(n * rows - 1);
+  EXPECT_FALSE(b.MatMulFixed(*w, *xb, n, absl::MakeSpan(small)).ok());
+}
+
+// Attention over a slice of the heads (q_head_offset, kv_head_offset, group)
+// gives the same bits as those heads of the whole-model call.
+TEST(CpuBackendTest, AttentionOverHeadSliceMatchesWhole) {
+  auto owned = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& b = *owned;
+  const AttentionShape whole{8, 4, 8};
+  const int64_t hd = whole.head_dim, len = 5, n = 2;
+  const int64_t kvd = whole.n_kv_heads * hd, qd = whole.n_heads * hd;
+  const std::vector<float> k = Random(len * kvd, 31), v = Random(len * kvd, 32);
+  const std::vector<float> q = Random(n * qd, 33);
+  const std::vector<int32_t> pos = {3, 4};
+  auto out = b.CreateActivation(n, qd).value();
+  ASSERT_TRUE(b.Attention(whole, *Act(b, n, qd, q), *Act(b, len, kvd, k), *Act(b, len, kvd, v),
+                          pos, out.get()).ok());
+  const std::vector<float> want = ReadAll(b, *out);
+  // Query heads 3..5 use K/V heads 1..2 (group 2).
+  AttentionShape s{3, 2, hd, 2, 3, 1};
+  std::vector<float> qs(n * 3 * hd), ks(len * 2 * hd), vs(len * 2 * hd);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(&q[i * qd + 3 * hd], 3 * hd, &qs[i * 3 * hd]);
+  for (int64_t t = 0; t < len; ++t) {
+    std::copy_n(&k[t * kvd + hd], 2 * hd, &ks[t * 2 * hd]);
+    std::copy_n(&v[t * kvd + hd], 2 * hd, &vs[t * 2 * hd]);
+  }
+  auto sout = b.CreateActivation(n, 3 * hd).value();
+  ASSERT_TRUE(b.Attention(s, *Act(b, n, 3 * hd, qs), *Act(b, len, 2 * hd, ks),
+                          *Act(b, len, 2 * hd, vs), pos, sout.get()).ok());
+  const std::vector<float> got = ReadAll(b, *sout);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < 3 * hd; ++j) {
+      EXPECT_EQ(got[i * 3 * hd + j], want[i * qd + 3 * hd + j]) << i << "," << j;
+    }
+  }
+  // A head outside the K/V slice is an error.
+  s.kv_head_offset = 2;
+  EXPECT_FALSE(b.Attention(s, *Act(b, n, 3 * hd, qs), *Act(b, len, 2 * hd, ks),
+                           *Act(b, len, 2 * hd, vs), pos, sout.get()).ok());
 }
 
 }  // namespace

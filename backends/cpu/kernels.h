@@ -81,7 +81,35 @@ struct KernelTable {
   float (*dot_f32_fast)(const float* w, const float* x, int64_t n);
   float (*dot_f16_fast)(const uint16_t* w, const float* x, int64_t n);
   float (*dot_bf16_fast)(const uint16_t* w, const float* x, int64_t n);
+
+  // Multi-row q4_0 dots: rows r in [0, rows) start at w + r * row_stride
+  // (bytes), each nb blocks against the same activation x; out[r] is what
+  // dot_q4_0_exact / dot_q4_0_fast gives for that row (exact: bit for bit;
+  // fast: the same up to float rounding order). Shares the activation work
+  // between rows. Every path implements them.
+  void (*dot_q4_0_exact_rows)(const void* w, size_t row_stride, int rows, const ActBlockQ8* x,
+                              int64_t nb, int64_t* out);
+  void (*dot_q4_0_fast_rows)(const void* w, size_t row_stride, int rows, const ActBlockQ8* x,
+                             int64_t nb, float* out);
 };
+
+// Multi-row entries of a path that loop over its single-row dots.
+template <int64_t (*kDot)(const BlockQ4_0*, const ActBlockQ8*, int64_t)>
+void LoopRowsExact(const void* w, size_t row_stride, int rows, const ActBlockQ8* x, int64_t nb,
+                   int64_t* out) {
+  for (int r = 0; r < rows; ++r) {
+    out[r] = kDot(reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * row_stride),
+                  x, nb);
+  }
+}
+template <float (*kDot)(const BlockQ4_0*, const ActBlockQ8*, int64_t)>
+void LoopRowsFast(const void* w, size_t row_stride, int rows, const ActBlockQ8* x, int64_t nb,
+                  float* out) {
+  for (int r = 0; r < rows; ++r) {
+    out[r] = kDot(reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * row_stride),
+                  x, nb);
+  }
+}
 
 // The table of each path; nullptr when this build lacks it.
 const KernelTable* ScalarKernels();

@@ -67,13 +67,13 @@ struct Matrix {
   const void* row(int64_t r) const { return data.data() + r * row_bytes; }
 };
 
-const Matrix& GetMatrix(WType t, int64_t cols) {
-  static auto* cache = new std::map<std::pair<WType, int64_t>, std::unique_ptr<Matrix>>();
-  auto& m = (*cache)[{t, cols}];
+const Matrix& GetMatrix(WType t, int64_t cols, int64_t bytes = kMatrixBytes) {
+  static auto* cache = new std::map<std::tuple<WType, int64_t, int64_t>, std::unique_ptr<Matrix>>();
+  auto& m = (*cache)[{t, cols, bytes}];
   if (m) return *m;
   m = std::make_unique<Matrix>();
   m->row_bytes = RowBytesOf(t, cols);
-  m->rows = kMatrixBytes / m->row_bytes;
+  m->rows = bytes / m->row_bytes;
   m->data.resize(m->rows * m->row_bytes);
   uint64_t s = 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(t) << 32) ^ cols;
   for (int64_t r = 0; r < m->rows; ++r) {
@@ -154,6 +154,44 @@ void BM_MatVec(benchmark::State& state, const KernelTable* k, WType t, bool exac
   }
 }
 
+// q4_0 through the multi-row entries, kRowBlock rows a call.
+// kRowBlock 1: the single-row dots. bytes: the matrix size (small: in
+// cache, so the kernels' compute throughput).
+void BM_Q4Rows(benchmark::State& state, const KernelTable* k, bool exact, int64_t cols,
+               int kRowBlock, int64_t bytes) {
+  const Matrix& m = GetMatrix(WType::kQ4_0, cols, bytes);
+  uint64_t s = 12345;
+  std::vector<float> x(cols);
+  for (auto& v : x) v = RandUnit(s);
+  std::vector<ActBlockQ8> xq(cols / kQK);
+  k->quantize_act_q8(x.data(), cols, xq.data());
+  const int64_t nb = cols / kQK;
+  int64_t iout[64];
+  float fout[64];
+  for (auto _ : state) {
+    int64_t isum = 0;
+    float fsum = 0;
+    for (int64_t r = 0; r < m.rows; r += kRowBlock) {
+      const int rows = static_cast<int>(m.rows - r < kRowBlock ? m.rows - r : kRowBlock);
+      if (kRowBlock == 1) {
+        if (exact) isum += k->dot_q4_0_exact(static_cast<const BlockQ4_0*>(m.row(r)), xq.data(), nb);
+        else fsum += k->dot_q4_0_fast(static_cast<const BlockQ4_0*>(m.row(r)), xq.data(), nb);
+      } else if (exact) {
+        k->dot_q4_0_exact_rows(m.row(r), m.row_bytes, rows, xq.data(), nb, iout);
+        isum += iout[0];
+      } else {
+        k->dot_q4_0_fast_rows(m.row(r), m.row_bytes, rows, xq.data(), nb, fout);
+        fsum += fout[0];
+      }
+    }
+    benchmark::DoNotOptimize(isum);
+    benchmark::DoNotOptimize(fsum);
+  }
+  state.SetBytesProcessed(state.iterations() * m.rows * m.row_bytes);
+  state.counters["blocks/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * m.rows * nb, benchmark::Counter::kIsRate);
+}
+
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* k, int64_t n) {
   uint64_t s = 777;
   std::vector<float> x(n);
@@ -178,6 +216,20 @@ int RegisterAll() {
           benchmark::RegisterBenchmark(name.c_str(), BM_MatVec, k, t, exact, cols)
               ->Unit(benchmark::kMillisecond)
               ->MinTime(0.2);
+        }
+      }
+    }
+    for (bool exact : {true, false}) {
+      for (int64_t bytes : {kMatrixBytes, int64_t{256} << 10}) {
+        for (int rb : {1, 16}) {
+          for (int64_t cols : {2048, 8192}) {
+            const std::string name = isa + (rb == 1 ? "/q4_0_row1/" : "/q4_0_rows/") +
+                                     (exact ? "exact" : "fast") + "/" + std::to_string(cols) +
+                                     (bytes == kMatrixBytes ? "" : "/hot");
+            benchmark::RegisterBenchmark(name.c_str(), BM_Q4Rows, k, exact, cols, rb, bytes)
+                ->Unit(benchmark::kMicrosecond)
+                ->MinTime(0.2);
+          }
         }
       }
     }

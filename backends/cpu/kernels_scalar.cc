@@ -155,6 +155,7 @@ float DotBF16Fast(const uint16_t* w, const float* x, int64_t n) {
 const KernelTable kScalarTable = {
     "scalar",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
     DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
+    LoopRowsExact<DotQ4_0Exact>, LoopRowsFast<DotQ4_0Fast>,
 };
 
 }  // namespace

@@ -332,6 +332,49 @@ TEST_P(KernelsTest, TableIsComplete) {
   EXPECT_NE(k().dot_f32_fast, nullptr);
   EXPECT_NE(k().dot_f16_fast, nullptr);
   EXPECT_NE(k().dot_bf16_fast, nullptr);
+  EXPECT_NE(k().dot_q4_0_exact_rows, nullptr);
+  EXPECT_NE(k().dot_q4_0_fast_rows, nullptr);
+}
+
+// The multi-row q4_0 dots give each row's single-row result: exact bit for
+// bit (against the scalar path too), fast up to float rounding.
+TEST_P(KernelsTest, Q4MultiRowDotsMatchSingleRow) {
+  std::mt19937 rng(11);
+  std::vector<int64_t> counts = kBlockCounts;
+  counts.insert(counts.end(), kMoreBlockCounts.begin(), kMoreBlockCounts.end());
+  for (int64_t nb : counts) {
+    for (int rows : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {
+      SCOPED_TRACE(testing::Message() << "nb=" << nb << " rows=" << rows);
+      // Rows back to back, as in a weight matrix.
+      const QuantRow w = RandomQuantRow(rng, QType::kQ4_0, nb * rows);
+      std::vector<BlockQ4_0> wb = w.q4;
+      if (rows > 2) wb[nb + nb / 2].d = 0x7c00;  // an infinite scale in row 1
+      for (bool huge : {false, true}) {
+        const std::vector<ActBlockQ8> x = RandomActs(rng, nb, huge);
+        std::vector<int64_t> got(rows);
+        std::vector<float> gotf(rows);
+        k().dot_q4_0_exact_rows(wb.data(), nb * sizeof(BlockQ4_0), rows, x.data(), nb, got.data());
+        k().dot_q4_0_fast_rows(wb.data(), nb * sizeof(BlockQ4_0), rows, x.data(), nb, gotf.data());
+        for (int r = 0; r < rows; ++r) {
+          const BlockQ4_0* row = wb.data() + r * nb;
+          EXPECT_EQ(got[r], k().dot_q4_0_exact(row, x.data(), nb)) << "row " << r;
+          EXPECT_EQ(got[r], scalar().dot_q4_0_exact(row, x.data(), nb)) << "row " << r;
+          if (huge || (rows > 2 && r == 1)) continue;
+          const float want = k().dot_q4_0_fast(row, x.data(), nb);
+          float mag = 0.0f;  // sum of |terms|, bounding the rounding differences
+          for (int64_t b = 0; b < nb; ++b) {
+            float t = 0.0f;
+            for (int i = 0; i < kQK / 2; ++i) {
+              t += std::fabs(static_cast<float>((row[b].qs[i] & 15) - 8) * x[b].qs[i]) +
+                   std::fabs(static_cast<float>((row[b].qs[i] >> 4) - 8) * x[b].qs[i + 16]);
+            }
+            mag += t * std::fabs(F16ToF32(row[b].d) * x[b].d);
+          }
+          EXPECT_NEAR(gotf[r], want, 1e-5f * mag + 1e-30f) << "row " << r;
+        }
+      }
+    }
+  }
 }
 
 TEST_P(KernelsTest, FloatDotsMatchReference) {
