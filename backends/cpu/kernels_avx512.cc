@@ -426,8 +426,6 @@ struct PairIdx {
 // prefetchers alone fall short. Measured (one thread, 64 MiB, fast):
 // no prefetch ~2x slower; a fixed 4 KiB ahead ~25.5 GB/s; R rows ahead
 // ~30.5; 2R rows ahead ~27.5.
-#define SHARDLM_Q4_ROWS_PREFETCH 1
-#define SHARDLM_Q4_PF_EXPR (R * stride)
 
 // The qs of blocks g[0], g[1] as 128-bit lanes qs0, qs0, qs1, qs1 (as
 // Q4Lanes::Pair places them); `inner`: 64 bytes from g may be read.
@@ -449,7 +447,7 @@ SHARDLM_AVX512_INLINE void DotQ4_0FastRowsR(const uint8_t* w, size_t stride, con
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  const size_t pf = SHARDLM_Q4_PF_EXPR;
+  const size_t pf = R * stride;  // prefetch distance (above)
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     const __m256 xs = ActScales8(x + b);
@@ -457,11 +455,9 @@ SHARDLM_AVX512_INLINE void DotQ4_0FastRowsR(const uint8_t* w, size_t stride, con
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const BlockQ4_0* g = reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b;
-#if SHARDLM_Q4_ROWS_PREFETCH
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 64, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 128, _MM_HINT_T0);
-#endif
       sc[r] = _mm512_castps256_ps512(_mm256_mul_ps(WeightScales8(g), xs));
     }
 #pragma GCC unroll 4
@@ -505,7 +501,7 @@ SHARDLM_AVX512_INLINE void DotQ4_0ExactRowsR(const uint8_t* w, size_t stride, co
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
   alignas(64) double sc[R][8];
-  const size_t pf = SHARDLM_Q4_PF_EXPR;
+  const size_t pf = R * stride;  // prefetch distance (above)
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     const __m512d dx =
@@ -513,11 +509,9 @@ SHARDLM_AVX512_INLINE void DotQ4_0ExactRowsR(const uint8_t* w, size_t stride, co
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const BlockQ4_0* g = reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b;
-#if SHARDLM_Q4_ROWS_PREFETCH
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 64, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 128, _MM_HINT_T0);
-#endif
       _mm512_store_pd(sc[r], _mm512_mul_pd(_mm512_cvtps_pd(WeightScales8(g)), dx));
     }
 #pragma GCC unroll 4
