@@ -27,6 +27,28 @@ struct GenerationStats {
   double decode_tokens_per_second() const;
 };
 
+// What Generate drives: a model holding a sequence that it extends and then
+// picks the next token for. Engine is one (see the overload below); a cluster
+// root is another (core/cluster_session.h).
+class TokenStepper {
+ public:
+  virtual ~TokenStepper() = default;
+  // Tokens already in the sequence.
+  virtual int64_t position() const = 0;
+  // The most tokens the sequence can hold.
+  virtual int64_t max_seq_len() const = 0;
+  // Appends `tokens` to the sequence and returns the next token, drawn with
+  // `sampler` from the logits of the last one.
+  virtual absl::StatusOr<int32_t> Step(absl::Span<const int32_t> tokens, Sampler* sampler) = 0;
+};
+
+// Runs `prompt` through `model` from its current position, then generates as
+// the Engine overload below describes.
+absl::StatusOr<GenerationStats> Generate(TokenStepper* model, Sampler* sampler,
+                                         absl::Span<const int32_t> prompt, int64_t steps,
+                                         int32_t eos_id, Clock* clock,
+                                         const std::function<absl::Status(int32_t)>& on_token);
+
 // Runs `prompt` (already tokenized, BOS included) through `engine` from its
 // current position, then samples up to `steps` tokens, handing each to
 // `on_token` as soon as it is chosen (a non-OK status from it stops the loop

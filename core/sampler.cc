@@ -17,6 +17,9 @@ absl::Status ValidateSamplerOptions(const SamplerOptions& o) {
   if (!(o.top_p > 0 && o.top_p <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("--top-p must be in (0, 1], got ", o.top_p));
   }
+  if (o.top_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--top-k must be >= 0, got ", o.top_k));
+  }
   return absl::OkStatus();
 }
 
@@ -35,34 +38,69 @@ int32_t Argmax(absl::Span<const float> values) {
   return best;
 }
 
-int32_t Sampler::Sample(absl::Span<const float> logits) {
-  if (options_.temperature == 0.0 || logits.size() <= 1) return Argmax(logits);
-  const double max = logits[Argmax(logits)];
-  std::vector<double> probs(logits.size());
-  double total = 0.0;
+bool CandidateBefore(const Candidate& a, const Candidate& b) {
+  const bool a_nan = std::isnan(a.logit), b_nan = std::isnan(b.logit);
+  if (a_nan != b_nan) return b_nan;
+  if (!a_nan && a.logit != b.logit) return a.logit > b.logit;
+  return a.id < b.id;
+}
+
+std::vector<Candidate> TopCandidates(absl::Span<const float> logits, int64_t k,
+                                     int32_t id_offset) {
+  std::vector<Candidate> all(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
-    const double p = std::isnan(logits[i]) ? 0.0 : std::exp((logits[i] - max) / options_.temperature);
-    probs[i] = p;
-    total += p;
+    all[i] = {logits[i], id_offset + static_cast<int32_t>(i)};
   }
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int32_t a, int32_t b) { return probs[a] > probs[b]; });
+  if (k <= 0 || k >= static_cast<int64_t>(all.size())) {
+    std::sort(all.begin(), all.end(), CandidateBefore);
+    return all;
+  }
+  std::partial_sort(all.begin(), all.begin() + k, all.end(), CandidateBefore);
+  all.resize(k);
+  return all;
+}
+
+std::vector<Candidate> MergeCandidates(const std::vector<std::vector<Candidate>>& lists,
+                                       int64_t k) {
+  std::vector<Candidate> merged;
+  for (const std::vector<Candidate>& list : lists) {
+    merged.insert(merged.end(), list.begin(), list.end());
+  }
+  std::sort(merged.begin(), merged.end(), CandidateBefore);
+  if (k > 0 && k < static_cast<int64_t>(merged.size())) merged.resize(k);
+  return merged;
+}
+
+int32_t Sampler::Sample(absl::Span<const float> logits) {
+  if (greedy() || logits.size() <= 1) return Argmax(logits);
+  const std::vector<Candidate> candidates = TopCandidates(logits, options_.top_k);
+  return SampleCandidates(candidates);
+}
+
+int32_t Sampler::SampleCandidates(absl::Span<const Candidate> candidates) {
+  if (candidates.empty()) return 0;
+  const double max = candidates[0].logit;  // NaN sorts last, so this is the largest
+  std::vector<double> probs(candidates.size());
+  double total = 0.0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const float l = candidates[i].logit;
+    probs[i] = std::isnan(l) ? 0.0 : std::exp((l - max) / options_.temperature);
+    total += probs[i];
+  }
   // Nucleus: the shortest prefix whose mass reaches top_p.
   double kept = 0.0;
   size_t n_keep = 0;
-  while (n_keep < order.size()) {
-    kept += probs[order[n_keep++]];
+  while (n_keep < candidates.size()) {
+    kept += probs[n_keep++];
     if (kept >= options_.top_p * total) break;
   }
   const double r = rng_.NextDouble() * kept;
   double acc = 0.0;
   for (size_t k = 0; k < n_keep; ++k) {
-    acc += probs[order[k]];
-    if (r < acc) return order[k];
+    acc += probs[k];
+    if (r < acc) return candidates[k].id;
   }
-  return order[n_keep - 1];
+  return candidates[n_keep - 1].id;
 }
 
 }  // namespace shardlm

@@ -56,7 +56,64 @@ TEST(SamplerTest, LowTemperatureIsNearlyGreedy) {
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(s.Sample(logits), 1);
 }
 
+TEST(SamplerTest, TopKCutsToTheMostLikely) {
+  // Nearly flat logits: without a cut every id would show up.
+  std::vector<float> logits(100);
+  for (int i = 0; i < 100; ++i) logits[i] = 0.01f * i;
+  Sampler s({1.0, 1.0, 11, 5});
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 5000; ++i) counts[s.Sample(logits)]++;
+  ASSERT_EQ(counts.size(), 5u);
+  EXPECT_EQ(counts.begin()->first, 95);
+}
+
+TEST(SamplerTest, TopKZeroKeepsEveryToken) {
+  std::vector<float> logits(60, 0.0f);
+  Sampler s({1.0, 1.0, 13, 0});
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 20000; ++i) counts[s.Sample(logits)]++;
+  EXPECT_EQ(counts.size(), 60u);
+}
+
+TEST(SamplerTest, TopCandidatesOrderTiesAndNan) {
+  const std::vector<float> logits = {1.0f, NAN, 3.0f, 1.0f, 2.0f};
+  const std::vector<Candidate> top = TopCandidates(logits, 0, 10);
+  ASSERT_EQ(top.size(), 5u);
+  EXPECT_EQ(top[0].id, 12);
+  EXPECT_EQ(top[1].id, 14);
+  EXPECT_EQ(top[2].id, 10);  // tie with 13: lowest id first
+  EXPECT_EQ(top[3].id, 13);
+  EXPECT_EQ(top[4].id, 11);  // NaN last
+  EXPECT_EQ(TopCandidates(logits, 2).size(), 2u);
+}
+
+TEST(SamplerTest, SampleCandidatesEqualsSampleOnSplitLogits) {
+  // Logits split in three vocabulary slices, as ranks hold them; each slice
+  // proposes its top-k, the merge must give the same draws as full logits.
+  uint64_t state = 5;
+  std::vector<float> logits(300);
+  for (float& l : logits) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    l = static_cast<float>((state >> 40) % 1000) / 200.0f;  // many ties
+  }
+  for (int top_k : {0, 1, 7, 40, 300}) {
+    const SamplerOptions o{0.9, 0.95, 7, top_k};
+    Sampler full(o), split(o);
+    const int64_t bounds[] = {0, 90, 170, 300};
+    std::vector<std::vector<Candidate>> lists;
+    for (int r = 0; r < 3; ++r) {
+      absl::Span<const float> slice(logits.data() + bounds[r], bounds[r + 1] - bounds[r]);
+      lists.push_back(TopCandidates(slice, top_k, static_cast<int32_t>(bounds[r])));
+    }
+    const std::vector<Candidate> merged = MergeCandidates(lists, top_k);
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_EQ(full.Sample(logits), split.SampleCandidates(merged)) << "top_k " << top_k;
+    }
+  }
+}
+
 TEST(SamplerTest, RejectsBadOptions) {
+  EXPECT_FALSE(ValidateSamplerOptions({1.0, 0.9, 1, -1}).ok());
   EXPECT_FALSE(ValidateSamplerOptions({-1.0, 0.9, 1}).ok());
   EXPECT_FALSE(ValidateSamplerOptions({NAN, 0.9, 1}).ok());
   EXPECT_FALSE(ValidateSamplerOptions({1.0, 0.0, 1}).ok());

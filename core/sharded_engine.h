@@ -66,6 +66,8 @@ class ShardedEngine {
   int rank() const { return shard_.node; }
   // Tokens already in the KV cache (the next token's position).
   int64_t position() const { return position_; }
+  // KV-cache length in tokens (the most tokens a sequence can hold).
+  int64_t max_seq_len() const { return max_seq_len_; }
 
   // Collective: every rank calls it with the same tokens. Appends them to
   // the sequence and returns the logits of the last one, or of every one

@@ -51,6 +51,24 @@ for mode in exact fast; do
       || fail "golden text with --numerics $mode --isa $isa: $(head -c 300 "$T/out2") $(cat "$T/err")"
   done
 done
+# --- tensor-parallel generation, N nodes as threads of this process ---
+for nodes in "--nodes 3 --transport local" "--shares 1,1,2"; do
+  (cd "$T/ws/project" && "$BIN" generate $nodes --temperature 0 --steps 100 >"$T/out2" 2>"$T/err")
+  [ "$(head -c ${#GOLDEN} "$T/out2")" = "$GOLDEN" ] && [ ! -s "$T/err" ] && pass "golden text with $nodes" \
+    || fail "golden text with $nodes: $(head -c 300 "$T/out2") $(cat "$T/err")"
+done
+"$BIN" generate --model "$MODEL" --nodes 1 --seed 5 --steps 60 >"$T/a" 2>/dev/null
+"$BIN" generate --model "$MODEL" --nodes 2 --seed 5 --steps 60 >"$T/b" 2>/dev/null
+[ -s "$T/a" ] && cmp -s "$T/a" "$T/b" && pass "sampled text on 2 nodes equals 1 node" \
+  || fail "sampled text on 2 nodes differs: $(head -c 200 "$T/a") / $(head -c 200 "$T/b")"
+"$BIN" generate --model "$MODEL" --shares 1,1,2 --steps 5 --stats >/dev/null 2>"$T/err"
+grep -q "nodes 3 (shares 1:1:2)" "$T/err" && pass "--stats names the nodes" || fail "--stats: $(cat "$T/err")"
+expect_error "more nodes than the model splits into" "9 nodes" -- "$BIN" generate --nodes 9 --model "$MODEL"
+expect_error "tcp transport" "not available yet" -- "$BIN" generate --transport tcp --nodes 2 --model "$MODEL"
+expect_error "--shares disagrees with --nodes" "--nodes is 2" -- "$BIN" generate --nodes 2 --shares 1,1,2 --model "$MODEL"
+expect_error "fast numerics on a cluster" "--numerics fast" -- "$BIN" generate --nodes 2 --numerics fast --model "$MODEL"
+expect_error "bad --shares" "--shares" -- "$BIN" generate --shares 1,x --model "$MODEL"
+expect_error "negative --top-k" "--top-k" -- "$BIN" generate --top-k -1 --model "$MODEL"
 expect_error "bad --numerics" "--numerics" -- "$BIN" generate --numerics sloppy --model "$MODEL"
 expect_error "bad --isa" "bogus" -- "$BIN" generate --isa bogus --model "$MODEL"
 

@@ -1,0 +1,220 @@
+#include "core/cluster_session.h"
+
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "core/wire.pb.h"
+#include "transport/collectives.h"
+
+namespace shardlm {
+namespace {
+
+constexpr size_t kCandidateBytes = 8;  // float logit, int32 id (little-endian)
+
+std::vector<uint8_t> Serialize(const wire::ClusterCommand& command) {
+  const std::string s = command.SerializeAsString();
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+std::vector<uint8_t> EncodeCandidates(const std::vector<Candidate>& candidates) {
+  std::vector<uint8_t> bytes(candidates.size() * kCandidateBytes);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::memcpy(&bytes[i * kCandidateBytes], &candidates[i].logit, 4);
+    std::memcpy(&bytes[i * kCandidateBytes + 4], &candidates[i].id, 4);
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::vector<Candidate>> DecodeCandidates(const std::vector<uint8_t>& bytes,
+                                                        int rank, int64_t top_k) {
+  if (bytes.size() % kCandidateBytes != 0 ||
+      (top_k > 0 && static_cast<int64_t>(bytes.size() / kCandidateBytes) > top_k)) {
+    return absl::DataLossError(
+        absl::StrCat("cluster: rank ", rank, " sent ", bytes.size(), " bytes of candidates"));
+  }
+  std::vector<Candidate> candidates(bytes.size() / kCandidateBytes);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    std::memcpy(&candidates[i].logit, &bytes[i * kCandidateBytes], 4);
+    std::memcpy(&candidates[i].id, &bytes[i * kCandidateBytes + 4], 4);
+  }
+  return candidates;
+}
+
+// This rank's top_k candidates of the last row of its local logits.
+std::vector<Candidate> LocalCandidates(const ShardedEngine& engine, const ShardedLogits& logits,
+                                       int64_t top_k) {
+  const int64_t vrows = engine.shard().vocab_rows();
+  absl::Span<const float> last(logits.local);
+  last = last.subspan(last.size() - vrows, vrows);
+  return TopCandidates(last, top_k, static_cast<int32_t>(engine.shard().vocab_begin));
+}
+
+// The checks ShardedEngine::Forward makes before communicating, made on the
+// root before it broadcasts, so a bad request fails without a collective.
+absl::Status CheckTokens(const ShardedEngine& engine, absl::Span<const int32_t> tokens) {
+  if (tokens.empty()) return absl::InvalidArgumentError("cluster forward: no tokens");
+  if (engine.position() + static_cast<int64_t>(tokens.size()) > engine.max_seq_len()) {
+    return absl::OutOfRangeError(absl::StrCat("context full: ", engine.position(), " + ",
+                                              tokens.size(), " tokens exceed the context of ",
+                                              engine.max_seq_len()));
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= engine.config().vocab_size) {
+      return absl::OutOfRangeError(absl::StrCat("token id ", t, " outside the vocabulary of ",
+                                                engine.config().vocab_size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A cluster root as a TokenStepper for Generate.
+class ClusterStepper : public TokenStepper {
+ public:
+  explicit ClusterStepper(ClusterRoot* root) : root_(root) {}
+  int64_t position() const override { return root_->engine()->position(); }
+  int64_t max_seq_len() const override { return root_->engine()->max_seq_len(); }
+  absl::StatusOr<int32_t> Step(absl::Span<const int32_t> tokens, Sampler* sampler) override {
+    if (sampler->greedy()) {
+      ASSIGN_OR_RETURN(const ShardedLogits logits, root_->Forward(tokens));
+      return logits.greedy.back();
+    }
+    ASSIGN_OR_RETURN(const ClusterStep step, root_->ForwardTopK(tokens, sampler->options().top_k));
+    return sampler->SampleCandidates(step.candidates);
+  }
+
+ private:
+  ClusterRoot* root_;
+};
+
+}  // namespace
+
+absl::StatusOr<ShardedLogits> ClusterRoot::Forward(absl::Span<const int32_t> tokens,
+                                                   bool all_logits) {
+  ASSIGN_OR_RETURN(ClusterStep step, Run(tokens, all_logits, /*top_k=*/0));
+  return std::move(step.logits);
+}
+
+absl::StatusOr<ClusterStep> ClusterRoot::ForwardTopK(absl::Span<const int32_t> tokens,
+                                                     int64_t top_k) {
+  const int64_t vocab = engine_->config().vocab_size;
+  return Run(tokens, /*all_logits=*/false, top_k <= 0 || top_k > vocab ? vocab : top_k);
+}
+
+absl::StatusOr<ClusterStep> ClusterRoot::Run(absl::Span<const int32_t> tokens, bool all_logits,
+                                             int64_t top_k) {
+  if (failed_ || stopped_) {
+    return absl::FailedPreconditionError("cluster: the session has failed or stopped");
+  }
+  RETURN_IF_ERROR(CheckTokens(*engine_, tokens));
+  wire::ClusterCommand command;
+  command.set_op(wire::ClusterCommand::FORWARD);
+  for (int32_t t : tokens) command.add_tokens(t);
+  command.set_all_logits(all_logits);
+  command.set_top_k(static_cast<int32_t>(top_k));
+  failed_ = true;  // until the whole step has succeeded
+  RETURN_IF_ERROR(SendCommand(Serialize(command)));
+  ClusterStep step;
+  ASSIGN_OR_RETURN(step.logits, engine_->Forward(tokens, all_logits));
+  if (top_k > 0) {
+    ASSIGN_OR_RETURN(step.candidates, GatherCandidates(step.logits, top_k));
+  }
+  failed_ = false;
+  return step;
+}
+
+absl::StatusOr<std::vector<Candidate>> ClusterRoot::GatherCandidates(const ShardedLogits& logits,
+                                                                     int64_t top_k) {
+  std::vector<std::vector<Candidate>> lists;
+  lists.push_back(LocalCandidates(*engine_, logits, top_k));
+  const absl::Time deadline = options_.clock->Now() + options_.timeout;
+  for (int rank = 1; rank < transport_->world_size(); ++rank) {
+    absl::StatusOr<std::vector<uint8_t>> bytes =
+        transport_->Recv(rank, options_.candidate_tag, deadline);
+    if (!bytes.ok()) {
+      return absl::Status(bytes.status().code(),
+                          absl::StrCat("cluster: candidates from rank ", rank, ": ",
+                                       bytes.status().message()));
+    }
+    ASSIGN_OR_RETURN(std::vector<Candidate> list, DecodeCandidates(*bytes, rank, top_k));
+    lists.push_back(std::move(list));
+  }
+  return MergeCandidates(lists, top_k);
+}
+
+absl::Status ClusterRoot::SendCommand(const std::vector<uint8_t>& command) {
+  std::vector<uint8_t> bytes = command;
+  const absl::Status s = Broadcast(*transport_, 0, &bytes, options_.control_tag,
+                                   options_.clock->Now() + options_.timeout);
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("cluster command: ", s.message()));
+}
+
+absl::Status ClusterRoot::Reset() {
+  if (failed_ || stopped_) {
+    return absl::FailedPreconditionError("cluster: the session has failed or stopped");
+  }
+  wire::ClusterCommand command;
+  command.set_op(wire::ClusterCommand::RESET);
+  failed_ = true;
+  RETURN_IF_ERROR(SendCommand(Serialize(command)));
+  failed_ = false;
+  engine_->Reset();
+  return absl::OkStatus();
+}
+
+absl::Status ClusterRoot::Stop() {
+  if (stopped_) return absl::OkStatus();
+  if (failed_) return absl::FailedPreconditionError("cluster: not stopped cleanly after an error");
+  wire::ClusterCommand command;
+  command.set_op(wire::ClusterCommand::STOP);
+  stopped_ = true;
+  const absl::Status s = SendCommand(Serialize(command));
+  if (!s.ok()) failed_ = true;
+  return s;
+}
+
+absl::Status RunClusterWorker(ShardedEngine* engine, Transport* transport,
+                              const ClusterOptions& options) {
+  for (;;) {
+    std::vector<uint8_t> bytes;
+    RETURN_IF_ERROR(Broadcast(*transport, 0, &bytes, options.control_tag,
+                              options.clock->Now() + options.idle_timeout));
+    wire::ClusterCommand command;
+    if (!command.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError("cluster worker: unreadable command from the root");
+    }
+    switch (command.op()) {
+      case wire::ClusterCommand::STOP:
+        return absl::OkStatus();
+      case wire::ClusterCommand::RESET:
+        engine->Reset();
+        break;
+      case wire::ClusterCommand::FORWARD: {
+        const std::vector<int32_t> tokens(command.tokens().begin(), command.tokens().end());
+        ASSIGN_OR_RETURN(const ShardedLogits logits,
+                         engine->Forward(tokens, command.all_logits()));
+        if (command.top_k() > 0) {
+          RETURN_IF_ERROR(transport->Send(
+              0, options.candidate_tag,
+              EncodeCandidates(LocalCandidates(*engine, logits, command.top_k())),
+              options.clock->Now() + options.timeout));
+        }
+        break;
+      }
+      default:
+        return absl::DataLossError(
+            absl::StrCat("cluster worker: unknown command ", static_cast<int>(command.op())));
+    }
+  }
+}
+
+absl::StatusOr<GenerationStats> GenerateDistributed(
+    ClusterRoot* root, Sampler* sampler, absl::Span<const int32_t> prompt, int64_t steps,
+    int32_t eos_id, Clock* clock, const std::function<absl::Status(int32_t)>& on_token) {
+  ClusterStepper stepper(root);
+  return Generate(&stepper, sampler, prompt, steps, eos_id, clock, on_token);
+}
+
+}  // namespace shardlm
