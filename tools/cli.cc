@@ -8,7 +8,9 @@
 #include <iostream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -38,8 +40,12 @@ void PrintCommandHelp(const Command& cmd) {
   for (const auto& f : flags) {
     if (!BelongsTo(f, cmd)) continue;
     const std::string name = absl::StrReplaceAll(f.name, {{"_", "-"}});
-    std::cout << "  --" << name << " (" << f.type << ", default "
-              << (f.default_value.empty() ? "\"\"" : f.default_value) << ")\n      "
+    std::string shown = f.default_value.empty() ? "\"\"" : f.default_value;
+    double as_double;
+    if (f.type == "double" && absl::SimpleAtod(f.default_value, &as_double)) {
+      shown = absl::StrFormat("%g", as_double);  // 0.8, not 0.80000000000000004
+    }
+    std::cout << "  --" << name << " (" << f.type << ", default " << shown << ")\n      "
               << f.description << "\n";
   }
 }
