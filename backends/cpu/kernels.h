@@ -9,12 +9,17 @@
 //     dot = sum_i RoundFixed((double)w_i * xs_i), xs_i = (double)x_i * 2^30
 //     (the double product of two floats is exact).
 //   Quantized weights (q8_0, q4_0) against Q8 activation blocks:
-//     for block b and lane j in [0, 8) covering elements 4j..4j+3,
-//     s_bj = sum of the 4 integer products w_i * q_i (w_i = qs_i for q8_0,
-//     nibble_i - 8 for q4_0), and
-//     dot = sum_bj RoundFixed(((double)d_w * ((double)d_x * 2^30)) * s_bj)
-//     (d_w * d_x * 2^30 has <= 35 significant bits, times |s_bj| < 2^16
-//     stays exact in a double).
+//     for block b and half-block lane h in {0, 1} covering elements
+//     16h..16h+15, s_bh = sum of the 16 integer products w_i * q_i
+//     (w_i = qs_i for q8_0, nibble_i - 8 for q4_0), and
+//     dot = sum_bh RoundFixed(((double)d_w * ((double)d_x * 2^30)) * s_bh).
+//     The product is exact in a double: the scale d_w * d_x * 2^30 has
+//     <= 35 significant bits (f16 11 x float 24; no overflow or underflow
+//     in double range) and |s_bh| <= 16 * 128 * 127 = 260096 < 2^18 for
+//     q8_0 (a weight of -128 included; activations are never -128),
+//     <= 16 * 8 * 127 = 16256 for q4_0, so it has <= 53 significant bits.
+//     Hence a fused scale * s + 0x1.8p52 rounds exactly like the separate
+//     multiply and add (also for inf / NaN scales).
 //   The int64 sums are associative, so any split of a row (threads, nodes)
 //   gives the same total; FromFixed converts a total back to float.
 // Fast numerics: plain float accumulation in whatever order is quickest.

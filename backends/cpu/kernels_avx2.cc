@@ -1,9 +1,11 @@
 // AVX2 + FMA + F16C kernels. The exact dots and quantize_act_q8 match the
 // scalar definition (kernels_scalar.cc) bit for bit:
-//  - quantized lane sums s_bj are computed exactly in integers (maddubs +
-//    madd), converted exactly to double, and rounded with
-//    fma(scale, s, 0x1.8p52): scale * s is exact (<= 52 significant bits),
-//    so the fused form rounds exactly like the contract's p + magic;
+//  - quantized half-block sums s_bh are computed exactly in integers
+//    (maddubs + madd give sums of 4 elements, two rounds of hadd add them
+//    up to 16), converted exactly to double, and rounded with
+//    fma(scale, s, 0x1.8p52): scale * s is exact (<= 53 significant bits,
+//    kernels.h), so the fused form rounds exactly like the contract's
+//    p + magic;
 //  - float products (double)w * xs use a separate multiply and add (no FMA),
 //    exactly as the contract writes them;
 //  - the rounded values are accumulated as the raw bits of p + magic in
@@ -158,11 +160,6 @@ inline __m256d ExactScales4(const Block* w, const ActBlockQ8* x) {
   return _mm256_mul_pd(dw, dx);
 }
 
-template <typename Block>
-inline __m256d ExactScale1(const Block* w, const ActBlockQ8* x) {
-  const double s = static_cast<double>(F16Scalar(w->d)) * (static_cast<double>(x->d) * kFixedScale);
-  return _mm256_set1_pd(s);
-}
 
 // Raw bits of fma(scale, s, magic) for the 4 int32 lane sums in `s`.
 inline __m256i FixLanes(__m256d scale, __m128i s, __m256d magic) {
@@ -171,6 +168,28 @@ inline __m256i FixLanes(__m256d scale, __m128i s, __m256d magic) {
 
 inline __m128i Lo(__m256i v) { return _mm256_castsi256_si128(v); }
 inline __m128i Hi(__m256i v) { return _mm256_extracti128_si256(v, 1); }
+
+// Half-block sums of four blocks from their lane sums in element order
+// (lane j = elements 4j..4j+3): [h0 of l0, l1, l2, l3 | h1 of l0, l1, l2, l3].
+inline __m256i HalvesOf4(__m256i l0, __m256i l1, __m256i l2, __m256i l3) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(l0, l1), _mm256_hadd_epi32(l2, l3));
+}
+
+// The two RoundFixed(scale * s_bh) of one block from its lane sums `l` in
+// element order (a plain multiply and add: the product is exact).
+inline int64_t FixHalves1(double scale, __m256i l) {
+  __m256i t = _mm256_hadd_epi32(l, l);
+  t = _mm256_hadd_epi32(t, t);  // [h0 x 4 | h1 x 4]
+  const int32_t h0 = _mm_cvtsi128_si32(Lo(t));
+  const int32_t h1 = _mm_cvtsi128_si32(Hi(t));
+  return WrapAdd(RoundFixed(scale * static_cast<double>(h0)),
+                 RoundFixed(scale * static_cast<double>(h1)));
+}
+
+template <typename Block>
+inline double ExactScaleScalar(const Block* w, const ActBlockQ8* x) {
+  return static_cast<double>(F16Scalar(w->d)) * (static_cast<double>(x->d) * kFixedScale);
+}
 
 // ---------------------------------------------------------------------------
 // Exact quantized dots.
@@ -181,31 +200,16 @@ int64_t DotQ8_0Exact(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {
     const __m256d sc = ExactScales4(w + b, x + b);
-    const __m256d s0 = _mm256_permute4x64_pd(sc, 0x00);
-    const __m256d s1 = _mm256_permute4x64_pd(sc, 0x55);
-    const __m256d s2 = _mm256_permute4x64_pd(sc, 0xaa);
-    const __m256d s3 = _mm256_permute4x64_pd(sc, 0xff);
-    const __m256i l0 = LanesQ8(w + b, x + b);
-    const __m256i l1 = LanesQ8(w + b + 1, x + b + 1);
-    const __m256i l2 = LanesQ8(w + b + 2, x + b + 2);
-    const __m256i l3 = LanesQ8(w + b + 3, x + b + 3);
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s0, Lo(l0), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s0, Hi(l0), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s1, Lo(l1), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s1, Hi(l1), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s2, Lo(l2), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s2, Hi(l2), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s3, Lo(l3), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s3, Hi(l3), magic));
+    const __m256i h = HalvesOf4(LanesQ8(w + b, x + b), LanesQ8(w + b + 1, x + b + 1),
+                                LanesQ8(w + b + 2, x + b + 2), LanesQ8(w + b + 3, x + b + 3));
+    acc0 = _mm256_add_epi64(acc0, FixLanes(sc, Lo(h), magic));
+    acc1 = _mm256_add_epi64(acc1, FixLanes(sc, Hi(h), magic));
   }
+  int64_t sum = FinishFixed(_mm256_add_epi64(acc0, acc1), 2 * static_cast<uint64_t>(b));
   for (; b < nb; ++b) {
-    const __m256d s = ExactScale1(w + b, x + b);
-    const __m256i l = LanesQ8(w + b, x + b);
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s, Lo(l), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s, Hi(l), magic));
+    sum = WrapAdd(sum, FixHalves1(ExactScaleScalar(w + b, x + b), LanesQ8(w + b, x + b)));
   }
-  const __m256i acc = _mm256_add_epi64(acc0, acc1);
-  return FinishFixed(acc, 8 * static_cast<uint64_t>(nb));
+  return sum;
 }
 
 int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
@@ -214,30 +218,20 @@ int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {
     const __m256d sc = ExactScales4(w + b, x + b);
-    const __m256d s0 = _mm256_permute4x64_pd(sc, 0x00);
-    const __m256d s1 = _mm256_permute4x64_pd(sc, 0x55);
-    const __m256d s2 = _mm256_permute4x64_pd(sc, 0xaa);
-    const __m256d s3 = _mm256_permute4x64_pd(sc, 0xff);
     __m256i lo01, hi01, lo23, hi23;
     LanesQ4Pair(w + b, w + b + 1, x + b, x + b + 1, &lo01, &hi01);
     LanesQ4Pair(w + b + 2, w + b + 3, x + b + 2, x + b + 3, &lo23, &hi23);
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s0, Lo(lo01), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s1, Hi(lo01), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s0, Lo(hi01), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s1, Hi(hi01), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s2, Lo(lo23), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s3, Hi(lo23), magic));
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s2, Lo(hi23), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s3, Hi(hi23), magic));
+    // [a h0, a h1, c h0, c h1 | b h0, b h1, d h0, d h1] for blocks a..d.
+    const __m256i h =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(lo01, hi01), _mm256_hadd_epi32(lo23, hi23));
+    acc0 = _mm256_add_epi64(acc0, FixLanes(_mm256_permute4x64_pd(sc, 0xA0), Lo(h), magic));
+    acc1 = _mm256_add_epi64(acc1, FixLanes(_mm256_permute4x64_pd(sc, 0xF5), Hi(h), magic));
   }
+  int64_t sum = FinishFixed(_mm256_add_epi64(acc0, acc1), 2 * static_cast<uint64_t>(b));
   for (; b < nb; ++b) {
-    const __m256d s = ExactScale1(w + b, x + b);
-    const __m256i l = LanesQ4(w + b, x + b);
-    acc0 = _mm256_add_epi64(acc0, FixLanes(s, Lo(l), magic));
-    acc1 = _mm256_add_epi64(acc1, FixLanes(s, Hi(l), magic));
+    sum = WrapAdd(sum, FixHalves1(ExactScaleScalar(w + b, x + b), LanesQ4(w + b, x + b)));
   }
-  const __m256i acc = _mm256_add_epi64(acc0, acc1);
-  return FinishFixed(acc, 8 * static_cast<uint64_t>(nb));
+  return sum;
 }
 
 // ---------------------------------------------------------------------------

@@ -2,18 +2,22 @@
 // match the scalar definition (kernels_scalar.cc) bit for bit, for every
 // input bit pattern (the only freedom left is which payload a product of
 // two NaN scales keeps, which no path pins down):
-//  - quantized lane sums s_bj are exact int32 VNNI sums (vpdpbusd) with the
-//    byte of element i in byte i, so each int32 lane is one contract lane.
+//  - quantized sums of 4 elements are exact int32 VNNI sums (vpdpbusd) with
+//    the byte of element i in byte i, so each 128-bit lane of a block's
+//    256 bits is one half-block contract lane (16 elements).
 //    vpdpbusd multiplies u8 x s8, so one operand is biased to unsigned and
 //    the bias is removed by a second vpdpbusd on the complemented
-//    activations (~q = -q - 1); per lane of 4 elements:
+//    activations (~q = -q - 1); per int32 of 4 elements:
 //      q8_0:  sum w*q       = sum (w + 128)*q + [512 + sum 128*~q]
 //      q4_0:  sum (n - 8)*q = sum n*q         + [32 + sum 8*~q]
 //    which is exact for every int8 weight and activation, -128 included;
-//  - the lane sums are converted exactly to double and rounded with
-//    fma(s, scale, 0x1.8p52): scale * s is exact (<= 51 significant bits),
-//    so the fused form rounds exactly like the contract's p + magic (also
-//    for huge, inf and NaN scales);
+//    the 4 int32 of each 128-bit lane are then added (exact, |s_bh| <
+//    2^18) by an unpack/add tree over 4 block pairs, which leaves the 16
+//    half-block sums of 8 blocks in one register;
+//  - the half-block sums are converted exactly to double and rounded with
+//    fma(s, scale, 0x1.8p52): scale * s is exact (<= 53 significant bits,
+//    kernels.h), so the fused form rounds exactly like the contract's
+//    p + magic (also for huge, inf and NaN scales);
 //  - float products (double)w * xs use a separate multiply and add, exactly
 //    as the contract writes them, so they match for any double xs;
 //  - the rounded values are accumulated as the raw bits of p + magic in
@@ -21,7 +25,8 @@
 //    end, which equals the sum of RoundFixed(p) modulo 2^64. Padding lanes
 //    (zero weight and activation) contribute exactly bits(magic) and are
 //    counted.
-// Blocks are processed two per register and eight per scale computation;
+// Blocks are processed two per register and eight per scale computation
+// and per register of half-block sums;
 // no load reads past the end of an argument (masked loads at the edges).
 
 // GCC 12 reports its own _mm*_undefined_*() self-initialisations, inlined
@@ -162,13 +167,12 @@ SHARDLM_AVX512_INLINE __m256 WeightScales8(const BlockQ8_0* w) {
   return _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_blend_epi16(0xF0, lo, hi)));
 }
 
-// Exact scales d_w * (d_x * 2^30) of 8 blocks, stored to sc[0..8) (the
-// dots then broadcast them from memory, which costs no shuffle).
+// Exact scales d_w * (d_x * 2^30) of 8 blocks.
 template <typename Block>
-SHARDLM_AVX512_INLINE void ExactScales8(const Block* w, const ActBlockQ8* x, double* sc) {
+SHARDLM_AVX512_INLINE __m512d ExactScales8(const Block* w, const ActBlockQ8* x) {
   const __m512d dw = _mm512_cvtps_pd(WeightScales8(w));
   const __m512d dx = _mm512_mul_pd(_mm512_cvtps_pd(ActScales8(x)), _mm512_set1_pd(kFixedScale));
-  _mm512_store_pd(sc, _mm512_mul_pd(dw, dx));
+  return _mm512_mul_pd(dw, dx);
 }
 
 template <typename Block>
@@ -183,7 +187,8 @@ SHARDLM_AVX512_INLINE __m256 FastScales8(const Block* w, const ActBlockQ8* x) {
 }
 
 // ---------------------------------------------------------------------------
-// Exact lane sums of two blocks: int32 lanes 0..7 = block b, 8..15 = b + 1.
+// Exact sums of 4 elements of two blocks: int32 lanes 0..7 = block b (lane
+// j = elements 4j..4j+3), 8..15 = b + 1.
 
 // q8_0: w + 128 (u8) times q, minus 128 * sum q, all in vpdpbusd.
 struct Q8Lanes {
@@ -202,7 +207,8 @@ struct Q8Lanes {
 // shifted right by 4, so byte i holds nibble i; then nibble * q - 8 * sum q.
 // With `kScaledHigh` the high nibbles are left in place (16 * nibble) and
 // the correction is 128 * sum q there: lanes 4..7 of each block are 16 x the
-// true lane sums (exact, used by the fast path, which scales them back).
+// true sums (exact; the fast path scales them back, the exact paths use
+// scale / 16 for those halves, see AccumulateHalves).
 template <bool kScaledHigh>
 struct Q4Lanes {
   // `raw` = 64 bytes from the start of the first block.
@@ -251,46 +257,104 @@ SHARDLM_AVX512_INLINE __m512i LoadQ4PairMasked(const BlockQ4_0* w, bool two) {
 // ---------------------------------------------------------------------------
 // Exact quantized dots.
 
-// Rounds the 16 lane sums of a block pair with their scales and adds them.
-SHARDLM_AVX512_INLINE void AccumulatePair(__m512i s, __m512d sc0, __m512d sc1, __m512d magic,
-                                          __m512i& acc0, __m512i& acc1) {
-  const __m512d lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(s));
-  const __m512d hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(s, 1));
-  acc0 = AddFixed(acc0, _mm512_fmadd_pd(lo, sc0, magic));
-  acc1 = AddFixed(acc1, _mm512_fmadd_pd(hi, sc1, magic));
+// Half-block sums. A pair register (int32 lanes 0..7 = block 2k, 8..15 =
+// block 2k + 1, k = 0..3 the pair of a group of 8 blocks) holds in its
+// 128-bit lane m the 4 partial sums of half m % 2 of block 2k + m / 2.
+// FoldPairs(s0, s1) then HalfSums(FoldPairs(s0, s1), FoldPairs(s2, s3))
+// add the 4 int32 of each 128-bit lane of the 4 pairs: dword 4m + k of the
+// result = s_bh of block 2k + m / 2, half h = m % 2 (exact in int32).
+SHARDLM_AVX512_INLINE __m512i FoldPairs(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+SHARDLM_AVX512_INLINE __m512i HalfSums(__m512i u01, __m512i u23) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(u01, u23), _mm512_unpackhi_epi64(u01, u23));
 }
 
-int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
-  const Q4Lanes<false> lanes;
-  const __m512d magic = _mm512_set1_pd(kMagic);
-  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
-  alignas(64) double sc[8];
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    ExactScales8(w + b, x + b, sc);
-    for (int p = 0; p < 8; p += 4) {
-      const __m512i s0 = lanes.Pair(w + b, x + b, p);
-      const __m512i s1 = lanes.Pair(w + b, x + b, p + 2);
-      AccumulatePair(s0, _mm512_set1_pd(sc[p]), _mm512_set1_pd(sc[p + 1]), magic, acc0, acc1);
-      AccumulatePair(s1, _mm512_set1_pd(sc[p + 2]), _mm512_set1_pd(sc[p + 3]), magic, acc2, acc3);
-    }
-  }
-  // The rest (up to 7 blocks) in pairs with masked loads; a missing second
-  // block has zero weights, activations and scale, so its lanes add
-  // exactly bits(magic).
-  const int64_t rest = nb - b;
+// Rounds the 16 half-block sums `h` of 8 blocks (HalfSums order) with the
+// blocks' scales (block order) and adds them: the low 8 dwords are halves
+// 0 of blocks 0, 2, 4, 6 then halves 1 of them, the high 8 the same of
+// blocks 1, 3, 5, 7. Halves 0 use `sc0`, halves 1 `sc1`: with q4_0 high
+// nibbles left in place (Q4Lanes<true>) the halves 1 hold 16 * s_b1 and
+// sc1 = sc / 16, a product equal to scale * s_b1 (both exact).
+SHARDLM_AVX512_INLINE void AccumulateHalves(__m512i h, __m512d sc0, __m512d sc1, __m512d magic,
+                                            __m512i& acc0, __m512i& acc1) {
+  const __m512i ilo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m512i ihi = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  const __m512d lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(h));
+  const __m512d hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(h, 1));
+  acc0 = AddFixed(acc0, _mm512_fmadd_pd(lo, _mm512_permutex2var_pd(sc0, ilo, sc1), magic));
+  acc1 = AddFixed(acc1, _mm512_fmadd_pd(hi, _mm512_permutex2var_pd(sc0, ihi, sc1), magic));
+}
+
+// The scales of halves 1 for Q4Lanes<true>: sc / 16, exact (a power of two;
+// sc >= 2^-143 when not zero, far from the double subnormals).
+SHARDLM_AVX512_INLINE __m512d Sixteenth(__m512d sc) {
+  return _mm512_mul_pd(sc, _mm512_set1_pd(0.0625));
+}
+
+// The lanes of one group of 8 (or fewer) blocks, as 4 pair registers.
+SHARDLM_AVX512_INLINE __m512i GroupHalves(const __m512i* s) {
+  return HalfSums(FoldPairs(s[0], s[1]), FoldPairs(s[2], s[3]));
+}
+
+// The last nb % 8 (< 8) blocks as one zero-padded group: a missing block
+// has zero weights, activations and scale, so its lane sums are 0 and its
+// half-block lanes add exactly bits(magic) each (counted by the caller).
+// `pair(i, two)` gives the lane sums of blocks i, i + 1 (i alone unless
+// `two`), read without going past them.
+template <bool kScaledHigh, typename Block, typename PairFn>
+SHARDLM_AVX512_INLINE void AccumulateRest(const Block* w, const ActBlockQ8* x, int64_t b,
+                                          int64_t rest, PairFn pair, __m512d magic,
+                                          __m512i& acc0, __m512i& acc1) {
+  alignas(64) double sc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  __m512i s[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                  _mm512_setzero_si512()};
   for (int64_t p = 0; p < rest; p += 2) {
     const bool two = p + 1 < rest;
     const int64_t i = b + p;
-    const __m512d sc0 = _mm512_set1_pd(ExactScale1(w[i], x[i]));
-    const __m512d sc1 = _mm512_set1_pd(two ? ExactScale1(w[i + 1], x[i + 1]) : 0.0);
-    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
-    const __m512i s =
-        lanes(LoadQ4PairMasked(w + i, two), lanes.idx, Load2x256Partial(x[i].qs, x1->qs, two));
-    AccumulatePair(s, sc0, sc1, magic, acc0, acc1);
+    sc[p] = ExactScale1(w[i], x[i]);
+    if (two) sc[p + 1] = ExactScale1(w[i + 1], x[i + 1]);
+    s[p / 2] = pair(i, two);
   }
-  const uint64_t lanes_total = 8 * static_cast<uint64_t>(nb + (rest & 1));
+  const __m512d scv = _mm512_load_pd(sc);
+  AccumulateHalves(GroupHalves(s), scv, kScaledHigh ? Sixteenth(scv) : scv, magic, acc0, acc1);
+}
+
+int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
+  const Q4Lanes<true> lanes;  // halves 1 hold 16 * s_b1
+  const __m512d magic = _mm512_set1_pd(kMagic);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    const __m512d sc0 = ExactScales8(w + b, x + b);
+    const __m512d sc1 = ExactScales8(w + b + 8, x + b + 8);
+    __m512i s0[4], s1[4];
+    for (int p = 0; p < 8; p += 2) {
+      s0[p / 2] = lanes.Pair(w + b, x + b, p);
+      s1[p / 2] = lanes.Pair(w + b + 8, x + b + 8, p);
+    }
+    AccumulateHalves(GroupHalves(s0), sc0, Sixteenth(sc0), magic, acc0, acc1);
+    AccumulateHalves(GroupHalves(s1), sc1, Sixteenth(sc1), magic, acc2, acc3);
+  }
+  for (; b + 8 <= nb; b += 8) {
+    const __m512d sc = ExactScales8(w + b, x + b);
+    __m512i s[4];
+    for (int p = 0; p < 8; p += 2) s[p / 2] = lanes.Pair(w + b, x + b, p);
+    AccumulateHalves(GroupHalves(s), sc, Sixteenth(sc), magic, acc0, acc1);
+  }
+  const int64_t rest = nb - b;
+  if (rest > 0) {
+    AccumulateRest<true>(
+        w, x, b, rest,
+        [&](int64_t i, bool two) {
+          const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+          return lanes(LoadQ4PairMasked(w + i, two), lanes.idx,
+                       Load2x256Partial(x[i].qs, x1->qs, two));
+        },
+        magic, acc0, acc1);
+  }
+  const uint64_t lanes_total = 16 * static_cast<uint64_t>((nb + 7) / 8);
   const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
   return FinishFixed(acc, lanes_total);
 }
@@ -300,32 +364,40 @@ int64_t DotQ8_0Exact(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
   const __m512d magic = _mm512_set1_pd(kMagic);
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
   __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
-  alignas(64) double sc[8];
+  const auto pair = [&](int64_t i) {
+    return lanes(Load2x256(w[i].qs, w[i + 1].qs), Load2x256(x[i].qs, x[i + 1].qs));
+  };
   int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    ExactScales8(w + b, x + b, sc);
-    for (int p = 0; p < 8; p += 4) {
-      const __m512i s0 = lanes(Load2x256(w[b + p].qs, w[b + p + 1].qs),
-                               Load2x256(x[b + p].qs, x[b + p + 1].qs));
-      const __m512i s1 = lanes(Load2x256(w[b + p + 2].qs, w[b + p + 3].qs),
-                               Load2x256(x[b + p + 2].qs, x[b + p + 3].qs));
-      AccumulatePair(s0, _mm512_set1_pd(sc[p]), _mm512_set1_pd(sc[p + 1]), magic, acc0, acc1);
-      AccumulatePair(s1, _mm512_set1_pd(sc[p + 2]), _mm512_set1_pd(sc[p + 3]), magic, acc2, acc3);
+  for (; b + 16 <= nb; b += 16) {
+    const __m512d sc0 = ExactScales8(w + b, x + b);
+    const __m512d sc1 = ExactScales8(w + b + 8, x + b + 8);
+    __m512i s0[4], s1[4];
+    for (int p = 0; p < 8; p += 2) {
+      s0[p / 2] = pair(b + p);
+      s1[p / 2] = pair(b + 8 + p);
     }
+    AccumulateHalves(GroupHalves(s0), sc0, sc0, magic, acc0, acc1);
+    AccumulateHalves(GroupHalves(s1), sc1, sc1, magic, acc2, acc3);
+  }
+  for (; b + 8 <= nb; b += 8) {
+    const __m512d sc = ExactScales8(w + b, x + b);
+    __m512i s[4];
+    for (int p = 0; p < 8; p += 2) s[p / 2] = pair(b + p);
+    AccumulateHalves(GroupHalves(s), sc, sc, magic, acc0, acc1);
   }
   const int64_t rest = nb - b;
-  for (int64_t p = 0; p < rest; p += 2) {
-    const bool two = p + 1 < rest;
-    const int64_t i = b + p;
-    const __m512d sc0 = _mm512_set1_pd(ExactScale1(w[i], x[i]));
-    const __m512d sc1 = _mm512_set1_pd(two ? ExactScale1(w[i + 1], x[i + 1]) : 0.0);
-    const BlockQ8_0* w1 = w + i + (two ? 1 : 0);
-    const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
-    const __m512i s = lanes(Load2x256Partial(w[i].qs, w1->qs, two),
-                            Load2x256Partial(x[i].qs, x1->qs, two));
-    AccumulatePair(s, sc0, sc1, magic, acc0, acc1);
+  if (rest > 0) {
+    AccumulateRest<false>(
+        w, x, b, rest,
+        [&](int64_t i, bool two) {
+          const BlockQ8_0* w1 = w + i + (two ? 1 : 0);
+          const ActBlockQ8* x1 = x + i + (two ? 1 : 0);
+          return lanes(Load2x256Partial(w[i].qs, w1->qs, two),
+                       Load2x256Partial(x[i].qs, x1->qs, two));
+        },
+        magic, acc0, acc1);
   }
-  const uint64_t lanes_total = 8 * static_cast<uint64_t>(nb + (rest & 1));
+  const uint64_t lanes_total = 16 * static_cast<uint64_t>((nb + 7) / 8);
   const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
   return FinishFixed(acc, lanes_total);
 }
@@ -494,47 +566,59 @@ SHARDLM_AVX512_INLINE void DotQ4_0FastRowsR(const uint8_t* w, size_t stride, con
 template <int R>
 SHARDLM_AVX512_INLINE void DotQ4_0ExactRowsR(const uint8_t* w, size_t stride, const ActBlockQ8* x,
                                              int64_t nb, int64_t* out) {
-  const Q4Lanes<false> lanes;
+  const Q4Lanes<true> lanes;  // halves 1 hold 16 * s_b1
   const __m512d magic = _mm512_set1_pd(kMagic);
   const __m512i k32 = lanes.k32, k8 = lanes.k8;
   __m512i acc0[R], acc1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
-  alignas(64) double sc[R][8];
   const size_t pf = R * stride;  // prefetch distance (above)
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     const __m512d dx =
         _mm512_mul_pd(_mm512_cvtps_pd(ActScales8(x + b)), _mm512_set1_pd(kFixedScale));
+    __m512d sc[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const BlockQ4_0* g = reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b;
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 64, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(g) + pf + 128, _MM_HINT_T0);
-      _mm512_store_pd(sc[r], _mm512_mul_pd(_mm512_cvtps_pd(WeightScales8(g)), dx));
+      sc[r] = _mm512_mul_pd(_mm512_cvtps_pd(WeightScales8(g)), dx);
     }
-#pragma GCC unroll 4
-    for (int p = 0; p < 8; p += 2) {
-      const __m512i xv = Load2x256(x[b + p].qs, x[b + p + 1].qs);
-      const __m512i c = _mm512_dpbusd_epi32(k32, k8, NotBytes(xv));
+    // Pairs (0,1), (2,3) folded into u[r][0], pairs (4,5), (6,7) into
+    // u[r][1] (FoldPairs), so few registers stay live per row.
+    __m512i u[R][2];
+#pragma GCC unroll 2
+    for (int hq = 0; hq < 2; ++hq) {
+      __m512i s[R][2];
+#pragma GCC unroll 2
+      for (int pp = 0; pp < 2; ++pp) {
+        const int p = 4 * hq + 2 * pp;
+        const __m512i xv = Load2x256(x[b + p].qs, x[b + p + 1].qs);
+        const __m512i c = _mm512_dpbusd_epi32(k32, k8, NotBytes(xv));
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const BlockQ4_0* g = reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b;
-        __m512i q = LoadQ4Pair(g + p, lanes, p < 6);
-        q = _mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4);
-        q = _mm512_and_si512(q, lanes.nib);
-        const __m512i s = _mm512_dpbusd_epi32(c, q, xv);
-        AccumulatePair(s, _mm512_set1_pd(sc[r][p]), _mm512_set1_pd(sc[r][p + 1]), magic, acc0[r],
-                       acc1[r]);
+        for (int r = 0; r < R; ++r) {
+          const BlockQ4_0* g = reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b;
+          __m512i q = LoadQ4Pair(g + p, lanes, p < 6);
+          q = _mm512_and_si512(q, lanes.nib);
+          s[r][pp] = _mm512_dpbusd_epi32(c, q, xv);
+        }
       }
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) u[r][hq] = FoldPairs(s[r][0], s[r][1]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      AccumulateHalves(HalfSums(u[r][0], u[r][1]), sc[r], Sixteenth(sc[r]), magic, acc0[r],
+                       acc1[r]);
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     // Sums of RoundFixed modulo 2^64: the groups' and the rest's add up.
     uint64_t v = static_cast<uint64_t>(
-        FinishFixed(_mm512_add_epi64(acc0[r], acc1[r]), 8 * static_cast<uint64_t>(b)));
+        FinishFixed(_mm512_add_epi64(acc0[r], acc1[r]), 2 * static_cast<uint64_t>(b)));
     if (b < nb) {
       v += static_cast<uint64_t>(
           DotQ4_0Exact(reinterpret_cast<const BlockQ4_0*>(w + r * stride) + b, x + b, nb - b));

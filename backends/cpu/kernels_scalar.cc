@@ -61,9 +61,9 @@ int64_t DotQ4_0Exact(const BlockQ4_0* w, const ActBlockQ8* x, int64_t nb) {
   int64_t sum = 0;
   for (int64_t b = 0; b < nb; ++b) {
     const double scale = BlockScale(w[b].d, x[b].d);
-    for (int j = 0; j < 8; ++j) {
+    for (int h = 0; h < 2; ++h) {
       int32_t s = 0;
-      for (int i = 4 * j; i < 4 * j + 4; ++i) {
+      for (int i = 16 * h; i < 16 * h + 16; ++i) {
         const int32_t wi =
             i < kQK / 2 ? (w[b].qs[i] & 0x0f) - 8 : (w[b].qs[i - kQK / 2] >> 4) - 8;
         s += wi * x[b].qs[i];
@@ -78,9 +78,9 @@ int64_t DotQ8_0Exact(const BlockQ8_0* w, const ActBlockQ8* x, int64_t nb) {
   int64_t sum = 0;
   for (int64_t b = 0; b < nb; ++b) {
     const double scale = BlockScale(w[b].d, x[b].d);
-    for (int j = 0; j < 8; ++j) {
+    for (int h = 0; h < 2; ++h) {
       int32_t s = 0;
-      for (int i = 4 * j; i < 4 * j + 4; ++i) s += int32_t{w[b].qs[i]} * x[b].qs[i];
+      for (int i = 16 * h; i < 16 * h + 16; ++i) s += int32_t{w[b].qs[i]} * x[b].qs[i];
       sum = WrapAdd(sum, RoundFixed(scale * static_cast<double>(s)));
     }
   }

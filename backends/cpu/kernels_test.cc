@@ -294,9 +294,9 @@ int64_t ContractQuant(const QuantRow& w, const std::vector<ActBlockQ8>& x) {
   for (int64_t b = 0; b < w.nb(); ++b) {
     const double scale = static_cast<double>(F16ToF32(WeightScaleBits(w, b))) *
                          (static_cast<double>(x[b].d) * Pow2(30));
-    for (int j = 0; j < 8; ++j) {
+    for (int h = 0; h < 2; ++h) {
       int s = 0;
-      for (int i = 4 * j; i < 4 * j + 4; ++i) s += WeightInt(w, b, i) * x[b].qs[i];
+      for (int i = 16 * h; i < 16 * h + 16; ++i) s += WeightInt(w, b, i) * x[b].qs[i];
       sum += static_cast<uint64_t>(RoundFixed(scale * s));
     }
   }
@@ -417,10 +417,10 @@ TEST_P(KernelsTest, QuantizedDotsMatchReference) {
         k().quantize_act_q8(xf.data(), n, x.data());
         const Ref ref = RefDot(w.Dequantized(), DequantizeActs(x));
 
-        // Lane rounding (8 per block, <= 2^-31 each) plus the float rounding
+        // Lane rounding (2 per block, <= 2^-31 each) plus the float rounding
         // of the dequantized reference values (2 x 2^-24 relative).
         const int64_t exact = DotExact(k(), w, x.data(), 0, nb);
-        EXPECT_NEAR(ToDouble(exact), ref.dot, 8 * nb * Pow2(-31) + Pow2(-22) * ref.abs);
+        EXPECT_NEAR(ToDouble(exact), ref.dot, 2 * nb * Pow2(-31) + Pow2(-22) * ref.abs);
 
         const float fast = DotFast(k(), w, x.data());
         EXPECT_NEAR(fast, ref.dot, (nb + 4) * Pow2(-22) * ref.abs + 1e-30);
@@ -691,13 +691,16 @@ TEST_P(KernelsTest, ExactMatchesHandComputedContract) {
     EXPECT_EQ(k().dot_bf16_exact(bf, xs2, 2), want2);
   }
   // Quantized: d_w = 2^-24 (the smallest f16 subnormal, bits 0x0001) and
-  // d_x = 2^-10 give scale = 2^-4, so a lane sum s contributes
-  // RoundFixed(s / 16): s = 8 -> 0 (tie), 24 -> 2 (tie), 40 -> 2 (tie),
-  // -24 -> -2, 17 -> 1, 16 * 7 = 112 -> 7.
+  // d_x = 2^-10 give scale = 2^-4, so a half-block sum s contributes
+  // RoundFixed(s / 16). With w = 1 on a few elements (q as listed):
+  //   half 0: q = 8, 16 at elements 0, 4  -> s = 24  -> 2 (tie 1.5 -> 2);
+  //   half 1: q = 40, -24 at elements 16, 28 -> s = 16 -> 1.
+  // Rounding per 4-element group (the old lanes) would give 0 + 1 + 2 - 2
+  // = 1 instead of 3; rounding the whole block, RoundFixed(40 / 16) = 2.
   {
-    // Lane sums with w = 1 on one element per lane: s_j = q at element 4j.
-    const int lane_sums[8] = {8, 24, 40, -24, 17, 112, 0, -8};
-    const int64_t want_block = 0 + 2 + 2 - 2 + 1 + 7 + 0 + 0;
+    const int elems[4] = {0, 4, 16, 28};
+    const int qs[4] = {8, 16, 40, -24};
+    const int64_t want_block = 2 + 1;
     BlockQ8_0 w8[3];
     BlockQ4_0 w4[3];
     ActBlockQ8 x[3];
@@ -707,12 +710,12 @@ TEST_P(KernelsTest, ExactMatchesHandComputedContract) {
       std::memset(w8[b].qs, 0, sizeof(w8[b].qs));
       std::memset(w4[b].qs, 0x88, sizeof(w4[b].qs));  // every nibble 8 -> weight 0
       x[b].d = 0x1p-10f;
-      for (int i = 0; i < kQK; ++i) x[b].qs[i] = static_cast<int8_t>(i % 4 == 0 ? 0 : 99);
-      for (int j = 0; j < 8; ++j) {
-        x[b].qs[4 * j] = static_cast<int8_t>(lane_sums[j]);
-        w8[b].qs[4 * j] = 1;
-        // Element 4j -> weight 9 - 8 = 1 (low nibble for j < 4, high after).
-        const int e = 4 * j;
+      for (int i = 0; i < kQK; ++i) x[b].qs[i] = 99;  // times weight 0
+      for (int k = 0; k < 4; ++k) {
+        const int e = elems[k];
+        x[b].qs[e] = static_cast<int8_t>(qs[k]);
+        w8[b].qs[e] = 1;
+        // Element e -> weight 9 - 8 = 1 (low nibble for e < 16, high after).
         if (e < 16) {
           w4[b].qs[e] = static_cast<uint8_t>((w4[b].qs[e] & 0xf0) | 9);
         } else {
@@ -724,9 +727,36 @@ TEST_P(KernelsTest, ExactMatchesHandComputedContract) {
     EXPECT_EQ(k().dot_q4_0_exact(w4, x, 1), want_block);
     EXPECT_EQ(k().dot_q8_0_exact(w8, x, 3), 3 * want_block);
     EXPECT_EQ(k().dot_q4_0_exact(w4, x, 3), 3 * want_block);
-    // Lane grouping matters: the same 8 products summed as one value would
-    // give RoundFixed(169 / 16) = 11, not 10.
-    EXPECT_EQ(RoundFixed(169.0 / 16), 11);
+    int64_t rows_out[3];
+    k().dot_q4_0_exact_rows(w4, sizeof(BlockQ4_0), 3, x, 1, rows_out);
+    for (int r = 0; r < 3; ++r) EXPECT_EQ(rows_out[r], want_block) << r;
+    // The groupings that the contract does not use give other totals.
+    EXPECT_EQ(RoundFixed(8.0 / 16) + RoundFixed(16.0 / 16) + RoundFixed(40.0 / 16) +
+                  RoundFixed(-24.0 / 16),
+              1);
+    EXPECT_EQ(RoundFixed(40.0 / 16), 2);
+  }
+  // The largest half-block sums: a q8_0 half of -128 weights against 127
+  // activations, s = 16 * -128 * 127 = -260096, with a 35-bit scale
+  // (f16 and float with full mantissas): the product is exact, so every
+  // path gives the literal contract value.
+  {
+    BlockQ8_0 w8[1];
+    ActBlockQ8 x[1];
+    w8[0].d = 0x3bff;  // f16 0.99951171875 (11 significant bits)
+    x[0].d = 1.0f - 0x1p-24f;  // 24 significant bits
+    for (int i = 0; i < kQK; ++i) {
+      w8[0].qs[i] = -128;
+      x[0].qs[i] = static_cast<int8_t>(i < 16 ? 127 : -127);
+    }
+    const double scale = static_cast<double>(F16ToF32(w8[0].d)) *
+                         (static_cast<double>(x[0].d) * kFixedScale);
+    const int64_t want = RoundFixed(scale * -260096.0) + RoundFixed(scale * 260096.0);
+    EXPECT_EQ(want, 0);
+    EXPECT_EQ(k().dot_q8_0_exact(w8, x, 1), want);
+    x[0].qs[0] = 126;  // s_b0 = -260096 + 128, s_b1 = 260096
+    const int64_t want2 = RoundFixed(scale * -259968.0) + RoundFixed(scale * 260096.0);
+    EXPECT_EQ(k().dot_q8_0_exact(w8, x, 1), want2);
   }
   // Random data against the test's own transcription of the formula.
   std::mt19937 rng(9);
