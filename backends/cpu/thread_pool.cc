@@ -20,8 +20,15 @@ inline void CpuRelax() {
 #endif
 }
 
+// The job word: generation (32 bits) | chunk count (16) | next chunk (16).
+// Keeping the count in the same atomic word as the claim counter means a
+// worker still looking at a finished job sees next == count and can never
+// claim a chunk of the job that replaces it.
+constexpr int64_t kMaxChunks = 0xffff;
+
 inline uint32_t GenerationOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
-inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffffffffu); }
+inline int64_t ChunksOf(uint64_t state) { return static_cast<int64_t>((state >> 16) & 0xffff); }
+inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffff); }
 
 }  // namespace
 
@@ -44,14 +51,15 @@ bool ThreadPool::ShouldWake(WakeArgs* args) {
 
 void ThreadPool::RunChunks(uint32_t generation) {
   uint64_t state = state_.load(std::memory_order_acquire);
-  while (GenerationOf(state) == generation && NextOf(state) < chunks_) {
+  while (GenerationOf(state) == generation && NextOf(state) < ChunksOf(state)) {
     if (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
       continue;  // `state` was reloaded
     }
     const int64_t chunk = NextOf(state);
-    const int64_t begin = n_ * chunk / chunks_;
-    const int64_t end = n_ * (chunk + 1) / chunks_;
+    const int64_t chunks = ChunksOf(state);
+    const int64_t begin = n_ * chunk / chunks;
+    const int64_t end = n_ * (chunk + 1) / chunks;
     if (begin < end) (*fn_)(begin, end);
     chunks_done_.fetch_add(1, std::memory_order_acq_rel);
     state = state_.load(std::memory_order_acquire);
@@ -85,18 +93,19 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   fn_ = &fn;
   n_ = n;
-  chunks_ = std::min<int64_t>(n, threads_ * kChunksPerThread);
+  const int64_t chunks = std::min<int64_t>({n, threads_ * kChunksPerThread, kMaxChunks});
   chunks_done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = GenerationOf(state_.load(std::memory_order_relaxed)) + 1;
   {
     // Under the mutex so that sleeping workers re-check their condition.
     absl::MutexLock lock(&mu_);
-    state_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
+    state_.store(static_cast<uint64_t>(generation) << 32 | static_cast<uint64_t>(chunks) << 16,
+                 std::memory_order_release);
   }
   RunChunks(generation);
   // Every chunk is claimed; wait for the ones other threads are running.
   int spins = 0;
-  while (chunks_done_.load(std::memory_order_acquire) != chunks_) {
+  while (chunks_done_.load(std::memory_order_acquire) != chunks) {
     if (++spins < kSpinLimit) {
       CpuRelax();
     } else {

@@ -48,14 +48,14 @@ class ThreadPool {
   const int threads_;
   std::vector<std::thread> workers_;
   absl::Mutex mu_;  // sleeping workers wait on it; new jobs are posted under it
-  // (generation << 32) | next unclaimed chunk of the current job.
+  // (generation << 32) | (chunk count << 16) | next unclaimed chunk.
   std::atomic<uint64_t> state_{0};
   std::atomic<int64_t> chunks_done_{0};
   std::atomic<bool> stop_{false};
-  // The current job; written before state_ announces it.
+  // The current job; written before state_ announces it, read only by a
+  // thread that claimed one of its chunks (so it cannot change meanwhile).
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
-  int64_t chunks_ = 0;
 };
 
 }  // namespace shardlm

@@ -63,6 +63,22 @@ TEST(ThreadPoolTest, FinishesWhenWorkersAreBusyElsewhere) {
   EXPECT_EQ(sum.load(), 500 * 4096);
 }
 
+TEST(ThreadPoolTest, JobsWithGrowingChunkCountsNeverMix) {
+  // A worker still looking at a finished small job must not claim chunks of
+  // the larger job that follows (regression: the chunk count used to live
+  // outside the atomic claim word).
+  ThreadPool pool(3);
+  for (int round = 0; round < 3000; ++round) {
+    for (int64_t n : {int64_t{2}, int64_t{997}}) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.ParallelFor(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << round << " " << n;
+    }
+  }
+}
+
 TEST(ThreadPoolTest, SmallJobsRunInline) {
   ThreadPool pool(4);
   int calls = 0;  // not atomic: must be one call on this thread
