@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/engine.h"
+#include "core/sampler.h"
 #include "core/gguf.h"
 #include "core/model_config.h"
 #include "core/status_macros.h"
@@ -74,10 +75,6 @@ absl::Status CheckFlags() {
   if (FLAGS_decode_tokens < 1) return absl::InvalidArgumentError("--decode-tokens must be >= 1");
   if (FLAGS_warmup < 0) return absl::InvalidArgumentError("--warmup must be >= 0");
   return absl::OkStatus();
-}
-
-int32_t Argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
 // Runs warmup, the timed prefill and the timed decode steps on `engine`.

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -157,8 +158,11 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
     return absl::UnimplementedError(
         "--numerics fast is not available with --nodes > 1 yet (use --numerics exact)");
   }
-  backend_options.threads = backend_options.threads > 0 ? std::max(1, backend_options.threads / n)
-                                                        : 1;
+  // The nodes share this machine's cores (--threads 0: all of them).
+  const int total_threads = backend_options.threads > 0
+                                ? backend_options.threads
+                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  backend_options.threads = std::max(1, total_threads / n);
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
   ASSIGN_OR_RETURN(const PlanWeightInfo info, PlanWeightInfo::FromGguf(file));
   absl::StatusOr<ShardPlan> plan = ShardPlan::Create(config, shares, info);

@@ -91,7 +91,7 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateActivation(int64_t row
 
 absl::Status CpuBackend::Write(absl::Span<const float> src, int64_t row, Buffer* dst) {
   if (dst->dtype() != DType::kF32 || src.size() % dst->cols() != 0 ||
-      row + static_cast<int64_t>(src.size()) / dst->cols() > dst->rows()) {
+      row < 0 || row + static_cast<int64_t>(src.size()) / dst->cols() > dst->rows()) {
     return absl::InvalidArgumentError("Write: out of range");
   }
   std::memcpy(Cpu(dst).f32(row), src.data(), src.size() * sizeof(float));
@@ -100,7 +100,7 @@ absl::Status CpuBackend::Write(absl::Span<const float> src, int64_t row, Buffer*
 
 absl::Status CpuBackend::Read(const Buffer& src, int64_t row, absl::Span<float> dst) {
   if (src.dtype() != DType::kF32 || dst.size() % src.cols() != 0 ||
-      row + static_cast<int64_t>(dst.size()) / src.cols() > src.rows()) {
+      row < 0 || row + static_cast<int64_t>(dst.size()) / src.cols() > src.rows()) {
     return absl::InvalidArgumentError("Read: out of range");
   }
   std::memcpy(dst.data(), Cpu(src).f32(row), dst.size() * sizeof(float));
@@ -367,6 +367,7 @@ absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
   RETURN_IF_ERROR(CheckF32(*out, n, s.n_heads * hd, "Attention output"));
   RETURN_IF_ERROR(CheckF32(k_cache, 1, s.n_kv_heads * hd, "Attention k cache"));
   RETURN_IF_ERROR(CheckF32(v_cache, 1, s.n_kv_heads * hd, "Attention v cache"));
+  if (n == 0) return absl::OkStatus();
   for (int32_t p : positions) {
     if (p < 0 || p >= k_cache.rows()) return absl::OutOfRangeError("Attention: position outside cache");
   }

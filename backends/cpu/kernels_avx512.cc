@@ -1,33 +1,6 @@
-// AVX-512 (F/BW/VL/DQ + VNNI) kernels. The exact dots and quantize_act_q8
-// match the scalar definition (kernels_scalar.cc) bit for bit, for every
-// input bit pattern (the only freedom left is which payload a product of
-// two NaN scales keeps, which no path pins down):
-//  - quantized sums of 4 elements are exact int32 VNNI sums (vpdpbusd) with
-//    the byte of element i in byte i, so each 128-bit lane of a block's
-//    256 bits is one half-block contract lane (16 elements).
-//    vpdpbusd multiplies u8 x s8, so one operand is biased to unsigned and
-//    the bias is removed by a second vpdpbusd on the complemented
-//    activations (~q = -q - 1); per int32 of 4 elements:
-//      q8_0:  sum w*q       = sum (w + 128)*q + [512 + sum 128*~q]
-//      q4_0:  sum (n - 8)*q = sum n*q         + [32 + sum 8*~q]
-//    which is exact for every int8 weight and activation, -128 included;
-//    the 4 int32 of each 128-bit lane are then added (exact, |s_bh| <
-//    2^18) by an unpack/add tree over 4 block pairs, which leaves the 16
-//    half-block sums of 8 blocks in one register;
-//  - the half-block sums are converted exactly to double and rounded with
-//    fma(s, scale, 0x1.8p52): scale * s is exact (<= 53 significant bits,
-//    kernels.h), so the fused form rounds exactly like the contract's
-//    p + magic (also for huge, inf and NaN scales);
-//  - float products (double)w * xs use a separate multiply and add, exactly
-//    as the contract writes them, so they match for any double xs;
-//  - the rounded values are accumulated as the raw bits of p + magic in
-//    wrapping int64 lanes, and count * bits(magic) is subtracted once at the
-//    end, which equals the sum of RoundFixed(p) modulo 2^64. Padding lanes
-//    (zero weight and activation) contribute exactly bits(magic) and are
-//    counted.
-// Blocks are processed two per register and eight per scale computation
-// and per register of half-block sums;
-// no load reads past the end of an argument (masked loads at the edges).
+// AVX-512 (F/BW/VL/DQ + VNNI) kernels: quantize_act_q8, the q4_0 / q8_0 dots
+// and the kernel table; the float dots are in kernels_avx512_float.cc. How
+// they match the scalar definition bit for bit: kernels_avx512_internal.h.
 
 // GCC 12 reports its own _mm*_undefined_*() self-initialisations, inlined
 // into the 512 <-> 256-bit casts and extracts, as (maybe-)uninitialized.
@@ -41,25 +14,12 @@
 #include <cstdint>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/kernels_avx512_internal.h"
 #include "core/dtype.h"
 
 namespace shardlm::cpu {
+namespace avx512_internal {
 namespace {
-
-#define SHARDLM_AVX512_INLINE inline __attribute__((always_inline))
-
-constexpr double kMagic = 6755399441055744.0;          // 0x1.8p52
-constexpr uint64_t kMagicBits = 0x4338000000000000ull;  // bits(0x1.8p52)
-
-// Sum of the raw int64 lanes minus count * bits(magic), modulo 2^64.
-SHARDLM_AVX512_INLINE int64_t FinishFixed(__m512i acc, uint64_t count) {
-  const uint64_t t = static_cast<uint64_t>(_mm512_reduce_add_epi64(acc));
-  return static_cast<int64_t>(t - count * kMagicBits);
-}
-
-SHARDLM_AVX512_INLINE __m512i AddFixed(__m512i acc, __m512d y) {
-  return _mm512_add_epi64(acc, _mm512_castpd_si512(y));
-}
 
 SHARDLM_AVX512_INLINE __m512i NotBytes(__m512i v) {
   return _mm512_ternarylogic_epi32(v, v, v, 0x55);  // ~v
@@ -83,22 +43,6 @@ SHARDLM_AVX512_INLINE __m512i Load2x256Partial(const void* lo, const void* hi, b
   return _mm512_inserti64x4(
       _mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))), h, 1);
 }
-
-// The float dots prefetch the weights this far ahead (past the row's end
-// too: rows of a matrix are contiguous, and prefetches never fault).
-// Measured: with rows longer than ~4K elements, whose activations no longer
-// fit in L1 beside the streamed weights, the hardware prefetchers alone
-// reach only ~10 GB/s (f16 exact) instead of ~20.
-constexpr int kPrefetchBytes = 4096;
-// Prefetches the `kBytes` of weights starting kPrefetchBytes ahead of `p`.
-template <int kBytes>
-SHARDLM_AVX512_INLINE void PrefetchAhead(const void* p) {
-  for (int k = 0; k < kBytes; k += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + k),
-                 _MM_HINT_T0);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // quantize_act_q8
 
@@ -651,180 +595,6 @@ void DotQ4_0ExactRows(const void* w, size_t stride, int rows, const ActBlockQ8* 
   for (; r + 2 <= rows; r += 2) DotQ4_0ExactRowsR<2>(p + r * stride, stride, x, nb, out + r);
   if (r < rows) DotQ4_0ExactRowsR<1>(p + r * stride, stride, x, nb, out + r);
 }
-
-// ---------------------------------------------------------------------------
-// Float dots. A loader gives 8 weights as floats (operator()) or 16
-// (Load16); with a mask `m`, the masked-off lanes are zero and not read.
-
-struct F32Loader {
-  static constexpr bool kWide = false;  // kWide: Load16 then split, in the exact dots
-  SHARDLM_AVX512_INLINE __m256 operator()(const float* w, int64_t i) const {
-    return _mm256_loadu_ps(w + i);
-  }
-  SHARDLM_AVX512_INLINE __m256 operator()(const float* w, int64_t i, __mmask8 m) const {
-    return _mm256_maskz_loadu_ps(m, w + i);
-  }
-  // Two 32-byte loads: streaming from memory, measured much faster than one
-  // 64-byte load here (when the rows are not 64-byte aligned).
-  SHARDLM_AVX512_INLINE __m512 Load16(const float* w, int64_t i) const {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(w + i)),
-                              _mm256_loadu_ps(w + i + 8), 1);
-  }
-  SHARDLM_AVX512_INLINE __m512 Load16(const float* w, int64_t i, __mmask16 m) const {
-    return _mm512_maskz_loadu_ps(m, w + i);
-  }
-};
-
-struct F16Loader {
-  static constexpr bool kWide = false;  // 2 x (vcvtph2ps ymm) measured faster
-  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i) const {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-  }
-  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i, __mmask8 m) const {
-    return _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, w + i));
-  }
-  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i) const {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
-  }
-  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i, __mmask16 m) const {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i));
-  }
-};
-
-struct BF16Loader {
-  static constexpr bool kWide = true;  // one vpermw per 16 (vs 2 x (pmovzx + shift))
-  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i) const {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  }
-  SHARDLM_AVX512_INLINE __m256 operator()(const uint16_t* w, int64_t i, __mmask8 m) const {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, w + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  }
-  // Word i to the high half of dword i (the low half zeroed), one vpermw.
-  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i) const {
-    const __m512i idx = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0,  //
-                                         7, 0, 6, 0, 5, 0, 4, 0, 3, 0, 2, 0, 1, 0, 0, 0);
-    const __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
-    return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, idx, v));
-  }
-  SHARDLM_AVX512_INLINE __m512 Load16(const uint16_t* w, int64_t i, __mmask16 m) const {
-    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + i));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-  }
-};
-
-// Raw bits of (double)w * xs + magic for 8 elements.
-SHARDLM_AVX512_INLINE __m512d Fix8(__m256 w, __m512d xs, __m512d magic) {
-  return _mm512_add_pd(_mm512_mul_pd(_mm512_cvtps_pd(w), xs), magic);
-}
-
-template <typename T, typename Loader>
-SHARDLM_AVX512_INLINE int64_t DotFloatExact(const T* w, const double* xs, int64_t n) {
-  const Loader load;
-  const __m512d magic = _mm512_set1_pd(kMagic);
-  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-  __m512i acc2 = _mm512_setzero_si512(), acc3 = _mm512_setzero_si512();
-  int64_t i = 0;
-  uint64_t count = 0;  // lanes added, padding included
-  // Streaming a long row, first align the weight loads to their size, so
-  // none of them splits a cache line (masked lanes add exactly magic).
-  constexpr uintptr_t kBytes = (Loader::kWide ? 16 : 8) * sizeof(T);
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(w);
-  if (n >= 256 && addr % sizeof(T) == 0 && addr % kBytes != 0) {
-    const int64_t head = static_cast<int64_t>((kBytes - addr % kBytes) / sizeof(T));
-    for (int64_t h = 0; h < head; h += 8) {
-      const int64_t k = head - h < 8 ? head - h : 8;
-      const __mmask8 m = static_cast<__mmask8>((1u << k) - 1);
-      acc2 = AddFixed(acc2, Fix8(load(w, h, m), _mm512_maskz_loadu_pd(m, xs + h), magic));
-      count += 8;
-    }
-    w += head;
-    xs += head;
-    n -= head;
-  }
-  for (; i + 32 <= n; i += 32) {
-    PrefetchAhead<32 * sizeof(T)>(w + i);
-    if (Loader::kWide) {
-      // 16 weights converted at once, then split into halves.
-      const __m512 a = load.Load16(w, i), b = load.Load16(w, i + 16);
-      acc0 = AddFixed(acc0, Fix8(_mm512_castps512_ps256(a), _mm512_loadu_pd(xs + i), magic));
-      acc1 = AddFixed(acc1, Fix8(_mm512_extractf32x8_ps(a, 1), _mm512_loadu_pd(xs + i + 8), magic));
-      acc2 = AddFixed(acc2, Fix8(_mm512_castps512_ps256(b), _mm512_loadu_pd(xs + i + 16), magic));
-      acc3 = AddFixed(acc3, Fix8(_mm512_extractf32x8_ps(b, 1), _mm512_loadu_pd(xs + i + 24), magic));
-    } else {
-      acc0 = AddFixed(acc0, Fix8(load(w, i), _mm512_loadu_pd(xs + i), magic));
-      acc1 = AddFixed(acc1, Fix8(load(w, i + 8), _mm512_loadu_pd(xs + i + 8), magic));
-      acc2 = AddFixed(acc2, Fix8(load(w, i + 16), _mm512_loadu_pd(xs + i + 16), magic));
-      acc3 = AddFixed(acc3, Fix8(load(w, i + 24), _mm512_loadu_pd(xs + i + 24), magic));
-    }
-  }
-  for (; i + 8 <= n; i += 8) {
-    acc0 = AddFixed(acc0, Fix8(load(w, i), _mm512_loadu_pd(xs + i), magic));
-  }
-  count += static_cast<uint64_t>(i);
-  if (i < n) {
-    // Zero weight and xs in the masked lanes: 0 * 0 + magic = magic.
-    const __mmask8 m = static_cast<__mmask8>((1u << (n - i)) - 1);
-    acc1 = AddFixed(acc1, Fix8(load(w, i, m), _mm512_maskz_loadu_pd(m, xs + i), magic));
-    count += 8;
-  }
-  const __m512i acc = _mm512_add_epi64(_mm512_add_epi64(acc0, acc1), _mm512_add_epi64(acc2, acc3));
-  return FinishFixed(acc, count);
-}
-
-template <typename T, typename Loader>
-SHARDLM_AVX512_INLINE float DotFloatFast(const T* w, const float* x, int64_t n) {
-  const Loader load;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
-  int64_t i = 0;
-  // Streaming a long row, first align the weight loads (16 elements) to
-  // their size, so none of them splits a cache line.
-  constexpr uintptr_t kBytes = 16 * sizeof(T);
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(w);
-  if (n >= 256 && addr % sizeof(T) == 0 && addr % kBytes != 0) {
-    const int64_t head = static_cast<int64_t>((kBytes - addr % kBytes) / sizeof(T));
-    const __mmask16 m = static_cast<__mmask16>((1u << head) - 1);
-    acc3 = _mm512_fmadd_ps(load.Load16(w, 0, m), _mm512_maskz_loadu_ps(m, x), acc3);
-    i = head;
-  }
-  for (; i + 64 <= n; i += 64) {
-    PrefetchAhead<64 * sizeof(T)>(w + i);
-    acc0 = _mm512_fmadd_ps(load.Load16(w, i), _mm512_loadu_ps(x + i), acc0);
-    acc1 = _mm512_fmadd_ps(load.Load16(w, i + 16), _mm512_loadu_ps(x + i + 16), acc1);
-    acc2 = _mm512_fmadd_ps(load.Load16(w, i + 32), _mm512_loadu_ps(x + i + 32), acc2);
-    acc3 = _mm512_fmadd_ps(load.Load16(w, i + 48), _mm512_loadu_ps(x + i + 48), acc3);
-  }
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm512_fmadd_ps(load.Load16(w, i), _mm512_loadu_ps(x + i), acc0);
-  }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    acc1 = _mm512_fmadd_ps(load.Load16(w, i, m), _mm512_maskz_loadu_ps(m, x + i), acc1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-}
-
-int64_t DotF32Exact(const float* w, const double* xs, int64_t n) {
-  return DotFloatExact<float, F32Loader>(w, xs, n);
-}
-int64_t DotF16Exact(const uint16_t* w, const double* xs, int64_t n) {
-  return DotFloatExact<uint16_t, F16Loader>(w, xs, n);
-}
-int64_t DotBF16Exact(const uint16_t* w, const double* xs, int64_t n) {
-  return DotFloatExact<uint16_t, BF16Loader>(w, xs, n);
-}
-float DotF32Fast(const float* w, const float* x, int64_t n) {
-  return DotFloatFast<float, F32Loader>(w, x, n);
-}
-float DotF16Fast(const uint16_t* w, const float* x, int64_t n) {
-  return DotFloatFast<uint16_t, F16Loader>(w, x, n);
-}
-float DotBF16Fast(const uint16_t* w, const float* x, int64_t n) {
-  return DotFloatFast<uint16_t, BF16Loader>(w, x, n);
-}
-
 const KernelTable kAvx512Table = {
     "avx512",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
     DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
@@ -832,7 +602,8 @@ const KernelTable kAvx512Table = {
 };
 
 }  // namespace
+}  // namespace avx512_internal
 
-const KernelTable* Avx512Kernels() { return &kAvx512Table; }
+const KernelTable* Avx512Kernels() { return &avx512_internal::kAvx512Table; }
 
 }  // namespace shardlm::cpu
