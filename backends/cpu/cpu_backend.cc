@@ -312,10 +312,11 @@ absl::Status CpuBackend::Rope(const RopeParams& p, absl::Span<const int32_t> pos
   RETURN_IF_ERROR(CheckF32(*x, positions.size(), p.n_heads * p.head_dim, "Rope input"));
   const int64_t half = p.rope_dim / 2;
   std::vector<float> cos_t(half), sin_t(half);
+  std::vector<double> freq(half);
+  for (int64_t k = 0; k < half; ++k) freq[k] = std::pow(p.theta, -2.0 * k / p.rope_dim);
   for (size_t i = 0; i < positions.size(); ++i) {
     for (int64_t k = 0; k < half; ++k) {
-      const double freq = std::pow(p.theta, -2.0 * k / p.rope_dim);
-      const double angle = positions[i] * freq;
+      const double angle = positions[i] * freq[k];
       cos_t[k] = static_cast<float>(std::cos(angle));
       sin_t[k] = static_cast<float>(std::sin(angle));
     }

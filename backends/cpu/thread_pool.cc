@@ -84,7 +84,7 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
+void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)> fn,
                              int64_t cost_per_item) {
   constexpr int64_t kMinParallelCost = 1 << 15;
   if (threads_ == 1 || n <= 1 || n * cost_per_item < kMinParallelCost) {

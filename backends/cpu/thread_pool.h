@@ -10,10 +10,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 
 namespace shardlm {
@@ -32,7 +32,7 @@ class ThreadPool {
   // returns when all are done. Not reentrant: one ParallelFor at a time.
   // `cost_per_item` (rough scalar operations per item) lets small jobs run on
   // the calling thread alone, where waking the pool would cost more.
-  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
+  void ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)> fn,
                    int64_t cost_per_item = 1 << 20);
 
  private:
@@ -54,7 +54,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   // The current job; written before state_ announces it, read only by a
   // thread that claimed one of its chunks (so it cannot change meanwhile).
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  const absl::FunctionRef<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
 };
 
