@@ -112,6 +112,8 @@ class Backend {
   virtual int parallelism() const = 0;
   // One line for logs and --stats ("cpu: avx512, 2 threads, exact numerics").
   virtual std::string Describe() const = 0;
+  // How this backend's matrix products accumulate.
+  virtual Numerics numerics() const = 0;
 
   // A weight matrix of `rows` x `cols` in `type` from host bytes laid out as
   // GGUF stores them (row-major, each row RowBytes(type, cols)). `host` must

@@ -13,8 +13,9 @@ namespace shardlm {
 absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(
     const GgufFile* file, const ShardPlan& plan, Backend* backend, Transport* transport,
     const ShardedEngineOptions& options) {
-  if (options.numerics != Numerics::kExact) {
-    return absl::UnimplementedError("sharded engine: only exact numerics is implemented");
+  if (backend->numerics() != Numerics::kExact) {
+    return absl::UnimplementedError(
+        "sharded engine: only exact numerics is implemented (the backend computes in fast)");
   }
   if (options.clock == nullptr) return absl::InvalidArgumentError("sharded engine: no clock");
   if (plan.num_nodes() != transport->world_size()) {

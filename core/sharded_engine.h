@@ -31,8 +31,6 @@ struct ShardedEngineOptions {
   int64_t max_seq_len = 0;
   // Most tokens per batched step; longer inputs run in chunks.
   int64_t max_batch = 64;
-  // Only kExact is implemented; the backend must compute in the same mode.
-  Numerics numerics = Numerics::kExact;
   // Time source for collective deadlines. Not owned; required.
   Clock* clock = nullptr;
   // Deadline of each collective, from when it starts.

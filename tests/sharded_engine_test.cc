@@ -217,13 +217,14 @@ TEST(ShardedEngineOptionsTest, FastNumericsIsUnimplemented) {
   auto file = GgufFile::Open(path).value();
   const LlamaConfig config = LlamaConfigFromGguf(*file).value();
   const ShardPlan plan = ShardPlan::Create(config, {1}, PlanWeightInfo()).value();
-  auto backend = CpuBackend::Create(ExactOneThread()).value();
+  BackendOptions fast = ExactOneThread();
+  fast.numerics = Numerics::kFast;
+  auto backend = CpuBackend::Create(fast).value();
   std::shared_ptr<LocalHub> hub = LocalHub::Create(1);
   std::unique_ptr<Transport> transport = hub->Endpoint(0);
   RealClock clock;
   ShardedEngineOptions options;
   options.clock = &clock;
-  options.numerics = Numerics::kFast;
   auto engine = ShardedEngine::Create(file.get(), plan, backend.get(), transport.get(), options);
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kUnimplemented);
 }

@@ -23,6 +23,7 @@ class CpuBackend : public Backend {
   bool SupportsWeightType(DType type) const override;
   int parallelism() const override { return pool_.size(); }
   std::string Describe() const override;
+  Numerics numerics() const override { return numerics_; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> CreateWeight(DType type, int64_t rows, int64_t cols,
                                                        const void* host) override;
