@@ -21,7 +21,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   if (cluster_options.clock == nullptr) return absl::InvalidArgumentError("cluster: no clock");
   const int world = plan.num_nodes();
   std::unique_ptr<LocalCluster> cluster(new LocalCluster());
-  cluster->hub_ = LocalHub::Create(world);
+  cluster->hub_ = LocalHub::Create(world, engine_options.clock);
   for (int rank = 0; rank < world; ++rank) {
     cluster->transports_.push_back(cluster->hub_->Endpoint(rank));
     absl::StatusOr<std::unique_ptr<Backend>> backend = make_backend(rank);

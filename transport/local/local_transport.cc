@@ -34,12 +34,13 @@ class LocalEndpoint : public Transport {
   const int rank_;
 };
 
-std::shared_ptr<LocalHub> LocalHub::Create(int world_size) {
-  return std::shared_ptr<LocalHub>(new LocalHub(world_size));
+std::shared_ptr<LocalHub> LocalHub::Create(int world_size, Clock* clock) {
+  return std::shared_ptr<LocalHub>(new LocalHub(world_size, clock));
 }
 
-LocalHub::LocalHub(int world_size)
+LocalHub::LocalHub(int world_size, Clock* clock)
     : world_size_(world_size),
+      clock_(clock),
       wakeup_(std::max(world_size, 0)),
       dead_(std::max(world_size, 0), false) {}
 
@@ -125,10 +126,12 @@ absl::StatusOr<std::vector<uint8_t>> LocalHub::Recv(int dst, int src, uint32_t t
   if (deadline == absl::InfiniteFuture()) {
     wakeup_[dst].wait(lock, ready);
   } else {
-    // Deadlines in the distant past are clamped so the conversion cannot
-    // overflow; they expire at once either way.
-    wakeup_[dst].wait_until(lock, absl::ToChronoTime(std::max(deadline, absl::UnixEpoch())),
-                            ready);
+    // The deadline is on the callers' clock: wait for what remains of it.
+    // Past deadlines are clamped so the conversion cannot overflow.
+    const absl::Duration remaining =
+        clock_ == nullptr ? deadline - absl::Now() : deadline - clock_->Now();
+    const absl::Time until = absl::Now() + std::max(remaining, absl::ZeroDuration());
+    wakeup_[dst].wait_until(lock, absl::ToChronoTime(until), ready);
   }
   auto it = mailboxes_.find(key);
   // A dead receiver or a closed hub fails even with mail waiting; a dead

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/clock.h"
 #include "core/transport.h"
 
 namespace shardlm {
@@ -43,8 +44,10 @@ class LocalEndpoint;
 //    InvalidArgument; so does a call naming a peer outside that range.
 class LocalHub : public std::enable_shared_from_this<LocalHub> {
  public:
-  // A hub for ranks 0 .. world_size-1.
-  static std::shared_ptr<LocalHub> Create(int world_size);
+  // A hub for ranks 0 .. world_size-1. Deadlines passed to its endpoints are
+  // read on `clock` (the one the callers compute them with; not owned, must
+  // outlive the hub); nullptr means real time.
+  static std::shared_ptr<LocalHub> Create(int world_size, Clock* clock = nullptr);
 
   LocalHub(const LocalHub&) = delete;
   LocalHub& operator=(const LocalHub&) = delete;
@@ -72,7 +75,7 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   friend class LocalEndpoint;
   using MailboxKey = std::tuple<int, int, uint32_t>;  // (src, dst, tag)
 
-  explicit LocalHub(int world_size);
+  LocalHub(int world_size, Clock* clock);
 
   absl::Status Send(int src, int dst, uint32_t tag, absl::Span<const uint8_t> data);
   absl::StatusOr<std::vector<uint8_t>> Recv(int dst, int src, uint32_t tag, absl::Time deadline);
@@ -83,6 +86,7 @@ class LocalHub : public std::enable_shared_from_this<LocalHub> {
   absl::Status CheckAlive(const char* op, int self, int peer, uint32_t tag) const;
 
   const int world_size_;
+  Clock* const clock_;  // nullptr: real time
   // std::mutex rather than absl::Mutex: the system Abseil is not built with
   // ThreadSanitizer, so its Mutex is invisible to --config=tsan and every
   // access it guards would be reported as a race.

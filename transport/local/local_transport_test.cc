@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/clock.h"
 #include "core/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,6 +26,29 @@ std::string RecvString(Transport& t, int peer, uint32_t tag) {
   absl::StatusOr<std::vector<uint8_t>> m = t.Recv(peer, tag, Soon());
   if (!m.ok()) return "error: " + m.status().ToString();
   return std::string(m->begin(), m->end());
+}
+
+TEST(LocalTransportTest, DeadlinesAreReadOnTheHubsClock) {
+  // Callers compute deadlines from their injected clock (here a manual clock
+  // at 1970): the hub must wait for what remains on that clock, not compare
+  // it with wall time (which would expire at once).
+  ManualClock clock;
+  std::shared_ptr<LocalHub> hub = LocalHub::Create(2, &clock);
+  auto a = hub->Endpoint(0);
+  auto b = hub->Endpoint(1);
+  std::thread sender([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    const std::vector<uint8_t> msg = {7};
+    EXPECT_TRUE(b->Send(0, 1, msg, clock.Now() + absl::Seconds(5)).ok());
+  });
+  auto got = a->Recv(1, 1, clock.Now() + absl::Seconds(5));
+  sender.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::vector<uint8_t>{7});
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(a->Recv(1, 1, clock.Now() + absl::Milliseconds(100)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(90));
 }
 
 TEST(LocalTransportTest, RankAndWorldSize) {
