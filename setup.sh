@@ -12,6 +12,7 @@ PACKAGES=(
   libbenchmark-dev
   libgflags-dev libgoogle-glog-dev
   libeigen3-dev
+  libssl-dev
   python3
 )
 
