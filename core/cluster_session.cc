@@ -51,24 +51,6 @@ std::vector<Candidate> LocalCandidates(const ShardedEngine& engine, const Sharde
   return TopCandidates(last, top_k, static_cast<int32_t>(engine.shard().vocab_begin));
 }
 
-// The checks ShardedEngine::Forward makes before communicating, made on the
-// root before it broadcasts, so a bad request fails without a collective.
-absl::Status CheckTokens(const ShardedEngine& engine, absl::Span<const int32_t> tokens) {
-  if (tokens.empty()) return absl::InvalidArgumentError("cluster forward: no tokens");
-  if (engine.position() + static_cast<int64_t>(tokens.size()) > engine.max_seq_len()) {
-    return absl::OutOfRangeError(absl::StrCat("context full: ", engine.position(), " + ",
-                                              tokens.size(), " tokens exceed the context of ",
-                                              engine.max_seq_len()));
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= engine.config().vocab_size) {
-      return absl::OutOfRangeError(absl::StrCat("token id ", t, " outside the vocabulary of ",
-                                                engine.config().vocab_size));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // A cluster root as a TokenStepper for Generate.
 class ClusterStepper : public TokenStepper {
  public:
@@ -107,7 +89,10 @@ absl::StatusOr<ClusterStep> ClusterRoot::Run(absl::Span<const int32_t> tokens, b
   if (failed_ || stopped_) {
     return absl::FailedPreconditionError("cluster: the session has failed or stopped");
   }
-  RETURN_IF_ERROR(CheckTokens(*engine_, tokens));
+  // Checked on the root before broadcasting, so a bad request fails without
+  // starting a collective.
+  RETURN_IF_ERROR(ValidateForwardTokens(tokens, engine_->position(), engine_->max_seq_len(),
+                                        engine_->config().vocab_size));
   wire::ClusterCommand command;
   command.set_op(wire::ClusterCommand::FORWARD);
   for (int32_t t : tokens) command.add_tokens(t);

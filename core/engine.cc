@@ -45,17 +45,7 @@ absl::Status Engine::Allocate(const EngineOptions& options) {
 
 absl::StatusOr<std::vector<float>> Engine::Forward(absl::Span<const int32_t> tokens,
                                                    bool all_logits) {
-  if (tokens.empty()) return absl::InvalidArgumentError("Forward: no tokens");
-  if (position_ + static_cast<int64_t>(tokens.size()) > max_seq_len_) {
-    return absl::OutOfRangeError(absl::StrCat("context full: ", position_, " + ", tokens.size(),
-                                              " tokens exceed the context of ", max_seq_len_));
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= config_.vocab_size) {
-      return absl::OutOfRangeError(
-          absl::StrCat("token id ", t, " outside the vocabulary of ", config_.vocab_size));
-    }
-  }
+  RETURN_IF_ERROR(ValidateForwardTokens(tokens, position_, max_seq_len_, config_.vocab_size));
   std::vector<float> logits;
   for (size_t start = 0; start < tokens.size(); start += max_batch_) {
     const size_t len = std::min<size_t>(max_batch_, tokens.size() - start);

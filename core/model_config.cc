@@ -87,4 +87,20 @@ absl::StatusOr<LlamaConfig> LlamaConfigFromGguf(const GgufFile& file) {
   return c;
 }
 
+absl::Status ValidateForwardTokens(absl::Span<const int32_t> tokens, int64_t position,
+                                   int64_t max_seq_len, int64_t vocab_size) {
+  if (tokens.empty()) return absl::InvalidArgumentError("forward: no tokens");
+  if (position + static_cast<int64_t>(tokens.size()) > max_seq_len) {
+    return absl::OutOfRangeError(absl::StrCat("context full: ", position, " + ", tokens.size(),
+                                              " tokens exceed the context of ", max_seq_len));
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= vocab_size) {
+      return absl::OutOfRangeError(
+          absl::StrCat("token id ", t, " outside the vocabulary of ", vocab_size));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace shardlm

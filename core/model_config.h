@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/gguf.h"
 
 namespace shardlm {
@@ -39,6 +40,12 @@ struct LlamaConfig {
 // (architectures "llama" and "mistral" use the same keys under their own
 // prefix). Errors name the missing or inconsistent key.
 absl::StatusOr<LlamaConfig> LlamaConfigFromGguf(const GgufFile& file);
+
+// Checks that `tokens` can be appended to a sequence at `position` with a
+// KV cache of `max_seq_len`: non-empty (InvalidArgument), fits the context
+// and every id is in [0, vocab_size) (OutOfRange).
+absl::Status ValidateForwardTokens(absl::Span<const int32_t> tokens, int64_t position,
+                                   int64_t max_seq_len, int64_t vocab_size);
 
 }  // namespace shardlm
 
