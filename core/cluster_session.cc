@@ -1,5 +1,6 @@
 #include "core/cluster_session.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -49,6 +50,18 @@ std::vector<Candidate> LocalCandidates(const ShardedEngine& engine, const Sharde
   absl::Span<const float> last(logits.local);
   last = last.subspan(last.size() - vrows, vrows);
   return TopCandidates(last, top_k, static_cast<int32_t>(engine.shard().vocab_begin));
+}
+
+// `engine`'s traffic, given the time it spent in Forward.
+NodeTraffic Traffic(const ShardedEngine& engine, absl::Duration forward_time,
+                    int64_t forward_tokens) {
+  NodeTraffic t;
+  t.bytes_sent = engine.traffic().bytes_sent;
+  t.bytes_received = engine.traffic().bytes_received;
+  t.sync = engine.sync_time();
+  t.compute = std::max(absl::ZeroDuration(), forward_time - t.sync);
+  t.forward_tokens = forward_tokens;
+  return t;
 }
 
 // A cluster root as a TokenStepper for Generate.
@@ -101,7 +114,10 @@ absl::StatusOr<ClusterStep> ClusterRoot::Run(absl::Span<const int32_t> tokens, b
   failed_ = true;  // until the whole step has succeeded
   RETURN_IF_ERROR(SendCommand(Serialize(command)));
   ClusterStep step;
+  const absl::Time start = options_.clock->Now();
   ASSIGN_OR_RETURN(step.logits, engine_->Forward(tokens, all_logits));
+  forward_time_ += options_.clock->Now() - start;
+  forward_tokens_ += static_cast<int64_t>(tokens.size());
   if (top_k > 0) {
     ASSIGN_OR_RETURN(step.candidates, GatherCandidates(step.logits, top_k));
   }
@@ -149,6 +165,40 @@ absl::Status ClusterRoot::Reset() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<NodeTraffic>> ClusterRoot::CollectStats() {
+  if (failed_ || stopped_) {
+    return absl::FailedPreconditionError("cluster: the session has failed or stopped");
+  }
+  wire::ClusterCommand command;
+  command.set_op(wire::ClusterCommand::STATS);
+  failed_ = true;
+  RETURN_IF_ERROR(SendCommand(Serialize(command)));
+  std::vector<NodeTraffic> all;
+  all.push_back(Traffic(*engine_, forward_time_, forward_tokens_));
+  const absl::Time deadline = options_.clock->Now() + options_.timeout;
+  for (int rank = 1; rank < transport_->world_size(); ++rank) {
+    absl::StatusOr<std::vector<uint8_t>> bytes =
+        transport_->Recv(rank, options_.candidate_tag, deadline);
+    wire::NodeStats stats;
+    if (bytes.ok() && !stats.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
+      bytes = absl::DataLossError("unreadable");
+    }
+    if (!bytes.ok()) {
+      return absl::Status(bytes.status().code(), absl::StrCat("cluster: stats from rank ", rank,
+                                                              ": ", bytes.status().message()));
+    }
+    NodeTraffic t;
+    t.bytes_sent = stats.bytes_sent();
+    t.bytes_received = stats.bytes_received();
+    t.sync = absl::Microseconds(stats.sync_us());
+    t.compute = absl::Microseconds(stats.compute_us());
+    t.forward_tokens = stats.forward_tokens();
+    all.push_back(t);
+  }
+  failed_ = false;
+  return all;
+}
+
 absl::Status ClusterRoot::Stop() {
   if (stopped_) return absl::OkStatus();
   if (failed_) return absl::FailedPreconditionError("cluster: not stopped cleanly after an error");
@@ -162,6 +212,8 @@ absl::Status ClusterRoot::Stop() {
 
 absl::Status RunClusterWorker(ShardedEngine* engine, Transport* transport,
                               const ClusterOptions& options) {
+  absl::Duration forward_time = absl::ZeroDuration();
+  int64_t forward_tokens = 0;
   for (;;) {
     std::vector<uint8_t> bytes;
     RETURN_IF_ERROR(Broadcast(*transport, 0, &bytes, options.control_tag,
@@ -178,14 +230,32 @@ absl::Status RunClusterWorker(ShardedEngine* engine, Transport* transport,
         break;
       case wire::ClusterCommand::FORWARD: {
         const std::vector<int32_t> tokens(command.tokens().begin(), command.tokens().end());
+        const absl::Time start = options.clock->Now();
         ASSIGN_OR_RETURN(const ShardedLogits logits,
                          engine->Forward(tokens, command.all_logits()));
+        forward_time += options.clock->Now() - start;
+        forward_tokens += static_cast<int64_t>(tokens.size());
         if (command.top_k() > 0) {
           RETURN_IF_ERROR(transport->Send(
               0, options.candidate_tag,
               EncodeCandidates(LocalCandidates(*engine, logits, command.top_k())),
               options.clock->Now() + options.timeout));
         }
+        break;
+      }
+      case wire::ClusterCommand::STATS: {
+        const NodeTraffic t = Traffic(*engine, forward_time, forward_tokens);
+        wire::NodeStats stats;
+        stats.set_bytes_sent(t.bytes_sent);
+        stats.set_bytes_received(t.bytes_received);
+        stats.set_sync_us(absl::ToInt64Microseconds(t.sync));
+        stats.set_compute_us(absl::ToInt64Microseconds(t.compute));
+        stats.set_forward_tokens(t.forward_tokens);
+        const std::string bytes = stats.SerializeAsString();
+        RETURN_IF_ERROR(transport->Send(
+            0, options.candidate_tag,
+            absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+            options.clock->Now() + options.timeout));
         break;
       }
       default:

@@ -50,6 +50,15 @@ struct ClusterStep {
   std::vector<Candidate> candidates;
 };
 
+// One rank's traffic and time since its engine was created.
+struct NodeTraffic {
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
+  absl::Duration sync = absl::ZeroDuration();     // inside collectives
+  absl::Duration compute = absl::ZeroDuration();  // the rest of its forward passes
+  int64_t forward_tokens = 0;                     // tokens its forward passes took in
+};
+
 // The root's side of the loop. Not thread-safe; one per cluster.
 class ClusterRoot {
  public:
@@ -67,6 +76,8 @@ class ClusterRoot {
   absl::StatusOr<ClusterStep> ForwardTopK(absl::Span<const int32_t> tokens, int64_t top_k);
   // Every rank forgets its sequence.
   absl::Status Reset();
+  // Every rank's NodeTraffic, index rank (the workers report theirs).
+  absl::StatusOr<std::vector<NodeTraffic>> CollectStats();
   // Tells the workers to leave RunClusterWorker. Later calls do nothing.
   // FailedPrecondition, without sending, after an earlier step failed: the
   // caller must then shut the transport down.
@@ -84,6 +95,8 @@ class ClusterRoot {
   ClusterOptions options_;
   bool failed_ = false;
   bool stopped_ = false;
+  absl::Duration forward_time_ = absl::ZeroDuration();  // in engine_->Forward
+  int64_t forward_tokens_ = 0;
 };
 
 // A worker's side: runs the root's commands on `engine` (of rank

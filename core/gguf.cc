@@ -300,6 +300,17 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBytes(std::string bytes,
   return file;
 }
 
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::AdoptMapping(void* mapping, uint64_t size,
+                                                                 const std::string& source) {
+  std::unique_ptr<GgufFile> file(new GgufFile());
+  file->source_ = source;
+  file->mapping_ = mapping;
+  file->size_ = size;
+  file->base_ = static_cast<const uint8_t*>(mapping);
+  RETURN_IF_ERROR(file->Parse());
+  return file;
+}
+
 absl::Status GgufFile::Parse() {
   Cursor c(base_, size_, source_);
   if (size_ < 4) {

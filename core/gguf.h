@@ -68,6 +68,8 @@ struct GgufTensorInfo {
   const uint8_t* data = nullptr;  // points into the mapping
 };
 
+class GgufImageBuilder;
+
 class GgufFile {
  public:
   // Maps and parses `path`. Errors name the path.
@@ -101,7 +103,13 @@ class GgufFile {
   const GgufTensorInfo* FindTensor(absl::string_view name) const;
 
  private:
+  friend class GgufImageBuilder;
+
   GgufFile() = default;
+  // Takes ownership of `mapping` (`size` bytes from mmap; munmapped on
+  // destruction, on error too) and parses it. `source` names it in errors.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> AdoptMapping(void* mapping, uint64_t size,
+                                                                const std::string& source);
   absl::Status Parse();
 
   std::string source_;

@@ -31,11 +31,28 @@ struct ShardWeights {
   std::vector<std::unique_ptr<uint8_t[]>> owned;
 };
 
+// A span of a GGUF file: `size` bytes from absolute file offset `offset`.
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
 // Places `shard`'s slices of `file` on `backend`. `file` must outlive the
 // result. Errors name the tensor: missing, wrong shape, unsupported type, or
 // a column slice that does not fall on the type's blocks.
 absl::StatusOr<ShardWeights> LoadShardWeights(const GgufFile& file, const LlamaConfig& config,
                                               const NodeShard& shard, Backend* backend);
+
+// Exactly the file bytes LoadShardWeights(file, config, shard, ...) reads,
+// sorted by offset, with overlapping and adjacent ranges merged: one range
+// per row slice, one per row of a column slice (merged when contiguous),
+// whole norms, token_embd on node 0, and the output rows (token_embd's when
+// tied). Every range lies inside the data section. Errors are
+// LoadShardWeights's (same slices, same checks), except that no backend's
+// type support is checked.
+absl::StatusOr<std::vector<ByteRange>> ShardByteRanges(const GgufFile& file,
+                                                       const LlamaConfig& config,
+                                                       const NodeShard& shard);
 
 }  // namespace shardlm
 

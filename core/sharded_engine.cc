@@ -9,14 +9,29 @@
 #include "core/status_macros.h"
 
 namespace shardlm {
+namespace {
+
+// Exact numerics needs the exact wire; fast numerics a float wire.
+absl::Status CheckNumerics(Numerics numerics, WireFormat wire) {
+  if (numerics == Numerics::kExact && wire != WireFormat::kExact) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sharded engine: an exact-numerics backend needs wire format exact, got ",
+        WireFormatName(wire), " (use a fast-numerics backend for f32/f16/q8_0)"));
+  }
+  if (numerics == Numerics::kFast && wire == WireFormat::kExact) {
+    return absl::InvalidArgumentError(
+        "sharded engine: a fast-numerics backend needs wire format f32, f16 or q8_0, got exact "
+        "(the exact wire carries int64 fixed point from an exact-numerics backend)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(
     const GgufFile* file, const ShardPlan& plan, Backend* backend, Transport* transport,
     const ShardedEngineOptions& options) {
-  if (backend->numerics() != Numerics::kExact) {
-    return absl::UnimplementedError(
-        "sharded engine: only exact numerics is implemented (the backend computes in fast)");
-  }
+  RETURN_IF_ERROR(CheckNumerics(backend->numerics(), options.wire));
   if (options.clock == nullptr) return absl::InvalidArgumentError("sharded engine: no clock");
   if (plan.num_nodes() != transport->world_size()) {
     return absl::InvalidArgumentError(absl::StrCat("sharded engine: plan has ", plan.num_nodes(),
@@ -119,7 +134,9 @@ absl::Status ShardedEngine::EmbedBroadcast(absl::Span<const int32_t> tokens) {
     bytes.resize(count * sizeof(float));
     std::memcpy(bytes.data(), host_.data(), bytes.size());
   }
-  RETURN_IF_ERROR(Broadcast(*transport_, 0, &bytes, options_.tag, Deadline()));
+  RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
+    return Broadcast(*transport_, 0, &bytes, options_.tag, deadline, &traffic_);
+  }));
   if (transport_->rank() == 0) return absl::OkStatus();
   if (bytes.size() != count * sizeof(float)) {
     return absl::DataLossError(absl::StrCat("embedding broadcast: got ", bytes.size(),
@@ -166,14 +183,38 @@ absl::Status ShardedEngine::FeedForwardBlock(int64_t l, int64_t n) {
   return RowParallelAdd(*w.w_down, *hidden_, n);
 }
 
+absl::Status ShardedEngine::Collective(
+    absl::FunctionRef<absl::Status(absl::Time deadline)> run) {
+  const absl::Time start = options_.clock->Now();
+  absl::Status status = run(start + options_.timeout);
+  sync_time_ += options_.clock->Now() - start;
+  return status;
+}
+
 absl::Status ShardedEngine::RowParallelAdd(const Buffer& w, const Buffer& in, int64_t n) {
+  if (options_.wire != WireFormat::kExact) return RowParallelAddFast(w, in, n);
   const int64_t count = n * w.rows();
   fixed_.resize(count);
   RETURN_IF_ERROR(backend_->MatMulFixed(w, in, n, absl::MakeSpan(fixed_)));
-  RETURN_IF_ERROR(AllReduceSum(*transport_, absl::MakeSpan(fixed_), options_.algorithm,
-                               options_.tag, Deadline()));
+  RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
+    return AllReduceSum(*transport_, absl::MakeSpan(fixed_), options_.algorithm, options_.tag,
+                        deadline, &traffic_);
+  }));
   host_.resize(count);
   for (int64_t i = 0; i < count; ++i) host_[i] = FixedToFloat(fixed_[i]);
+  RETURN_IF_ERROR(backend_->Write(host_, 0, proj_.get()));
+  return backend_->Add(*proj_, n, x_.get());
+}
+
+absl::Status ShardedEngine::RowParallelAddFast(const Buffer& w, const Buffer& in, int64_t n) {
+  const int64_t count = n * w.rows();
+  RETURN_IF_ERROR(backend_->MatMul(w, in, n, proj_.get()));
+  host_.resize(count);
+  RETURN_IF_ERROR(backend_->Read(*proj_, 0, absl::MakeSpan(host_)));
+  RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
+    return AllReduceSum(*transport_, absl::MakeSpan(host_), options_.wire, options_.algorithm,
+                        options_.tag, deadline, &traffic_);
+  }));
   RETURN_IF_ERROR(backend_->Write(host_, 0, proj_.get()));
   return backend_->Add(*proj_, n, x_.get());
 }
@@ -191,7 +232,9 @@ absl::Status ShardedEngine::GlobalGreedy(absl::Span<const float> local, int64_t 
     std::memcpy(&mine[i * 8 + 4], &id, 4);
   }
   std::vector<std::vector<uint8_t>> all;
-  RETURN_IF_ERROR(AllGather(*transport_, mine, &all, options_.tag, Deadline()));
+  RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
+    return AllGather(*transport_, mine, &all, options_.tag, deadline, &traffic_);
+  }));
   for (int64_t i = 0; i < rows; ++i) {
     float best_value = 0;
     int32_t best_id = -1;
@@ -221,7 +264,9 @@ absl::StatusOr<std::vector<float>> ShardedEngine::GatherLogits(absl::Span<const 
   std::vector<uint8_t> mine(local.size() * sizeof(float));
   std::memcpy(mine.data(), local.data(), mine.size());
   std::vector<std::vector<uint8_t>> all;
-  RETURN_IF_ERROR(AllGather(*transport_, mine, &all, options_.tag, Deadline()));
+  RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
+    return AllGather(*transport_, mine, &all, options_.tag, deadline, &traffic_);
+  }));
   const int64_t vocab = config_.vocab_size;
   std::vector<float> full(rows * vocab);
   for (size_t r = 0; r < all.size(); ++r) {

@@ -2,9 +2,12 @@
 // "Tensor parallelism"): every rank of a Transport runs a ShardedEngine over
 // its ShardPlan slices and calls Forward with the same tokens in lockstep.
 // Rank 0 embeds the tokens and broadcasts the activations; the attention
-// output and FFN down projections end in an int64 fixed-point all-reduce, so
-// in exact numerics the logits are bit-identical to the single-node Engine
-// for every node count and share vector.
+// output and FFN down projections end in an all-reduce. In exact numerics
+// (a Numerics::kExact backend, WireFormat::kExact) that all-reduce carries
+// int64 fixed point, so the logits are bit-identical to the single-node
+// Engine for every node count and share vector. In fast numerics (a kFast
+// backend) the partial products are floats sent as f32, f16 or q8_0
+// (ShardedEngineOptions::wire); every rank still ends with the same bits.
 #ifndef SHARDLM_CORE_SHARDED_ENGINE_H_
 #define SHARDLM_CORE_SHARDED_ENGINE_H_
 
@@ -12,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -38,6 +42,9 @@ struct ShardedEngineOptions {
   AllReduceAlgorithm algorithm = AllReduceAlgorithm::kAuto;
   // Transport tag of every collective this engine runs.
   uint32_t tag = 0x5348;
+  // Payload of the row-parallel all-reduces: kExact (int64 fixed point) with
+  // an exact backend; kF32, kF16 or kQ8_0 with a fast backend.
+  WireFormat wire = WireFormat::kExact;
 };
 
 // What Forward returns on every rank.
@@ -80,6 +87,14 @@ class ShardedEngine {
   // Forgets the sequence (the KV cache is overwritten from position 0).
   void Reset() { position_ = 0; }
 
+  // Payload bytes and messages this rank sent and received in all of its
+  // collectives (embedding broadcast, row-parallel all-reduces, greedy
+  // exchange, GatherLogits) since Create. Reset() does not clear it.
+  const CollectiveStats& traffic() const { return traffic_; }
+  // Time spent inside those collectives (waiting on peers included), as
+  // measured by options.clock around each call, since Create.
+  absl::Duration sync_time() const { return sync_time_; }
+
  private:
   ShardedEngine(Backend* backend, Transport* transport, LlamaConfig config,
                 std::vector<NodeShard> nodes, int rank, ShardWeights weights,
@@ -88,16 +103,20 @@ class ShardedEngine {
         shard_(nodes[rank]), nodes_(std::move(nodes)), weights_(std::move(weights)),
         options_(options) {}
   absl::Status Allocate();
-  absl::Time Deadline() const { return options_.clock->Now() + options_.timeout; }
+  // Runs one collective: `run` gets its deadline and must pass &traffic_ as
+  // the stats; the clock time it takes is added to sync_time_.
+  absl::Status Collective(absl::FunctionRef<absl::Status(absl::Time deadline)> run);
   absl::Status ForwardChunk(absl::Span<const int32_t> tokens, bool all_logits, bool last_chunk,
                             ShardedLogits* result);
   // x_ = the embeddings of `tokens`, computed on rank 0 and broadcast.
   absl::Status EmbedBroadcast(absl::Span<const int32_t> tokens);
   absl::Status AttentionBlock(int64_t layer, absl::Span<const int32_t> positions);
   absl::Status FeedForwardBlock(int64_t layer, int64_t n);
-  // x_ += FromFixed(all-reduced sum over ranks of w's partial products with
-  // the first n rows of `in`), as Engine's MatMul then Add.
+  // x_ += the all-reduced sum over ranks of w's partial products with the
+  // first n rows of `in`, as Engine's MatMul then Add: int64 fixed point
+  // in exact numerics, float over options_.wire in fast numerics.
   absl::Status RowParallelAdd(const Buffer& w, const Buffer& in, int64_t n);
+  absl::Status RowParallelAddFast(const Buffer& w, const Buffer& in, int64_t n);
   // Appends the greedy choice of each of `rows` local logit rows.
   absl::Status GlobalGreedy(absl::Span<const float> local, int64_t rows,
                             std::vector<int32_t>* greedy);
@@ -117,6 +136,8 @@ class ShardedEngine {
   std::unique_ptr<Buffer> x_, xn_, q_, k_, v_, attn_, proj_, gate_, up_, hidden_, logits_;
   std::vector<int64_t> fixed_;
   std::vector<float> host_;
+  CollectiveStats traffic_;
+  absl::Duration sync_time_ = absl::ZeroDuration();
 };
 
 }  // namespace shardlm

@@ -6,7 +6,6 @@
 #include <iostream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -95,25 +94,10 @@ absl::Status RunRank(const GgufFile& file, const ShardPlan& plan, Transport* tra
 // endpoint); returns each rank's results, or the first error.
 absl::StatusOr<std::vector<RunResult>> RunLocalCluster(const GgufFile& file, const ShardPlan& plan,
                                                        const std::vector<int32_t>& tokens) {
-  const int world = plan.num_nodes();
-  std::shared_ptr<LocalHub> hub = LocalHub::Create(world);
-  std::vector<RunResult> results(world);
-  std::vector<absl::Status> status(world);
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      std::unique_ptr<Transport> transport = hub->Endpoint(rank);
-      status[rank] = RunRank(file, plan, transport.get(), tokens, &results[rank]);
-      if (!status[rank].ok()) hub->Shutdown();  // fail the others promptly
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  for (int rank = 0; rank < world; ++rank) {
-    if (!status[rank].ok()) {
-      return absl::Status(status[rank].code(),
-                          absl::StrCat("rank ", rank, ": ", status[rank].message()));
-    }
-  }
+  std::vector<RunResult> results(plan.num_nodes());
+  RETURN_IF_ERROR(testing::RunLocalRanks(plan.num_nodes(), [&](Transport* transport) {
+    return RunRank(file, plan, transport, tokens, &results[transport->rank()]);
+  }));
   return results;
 }
 
@@ -127,20 +111,10 @@ void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 std::string ModelFile(const ModelCase& c) {
   if (c.real) return testing::ModelPath("stories260K.gguf");
-  SyntheticModelSpec spec;
-  spec.dim = 256;
-  spec.ffn_dim = 512;
-  spec.n_layers = 2;
-  spec.n_heads = 8;
-  spec.n_kv_heads = 4;
-  spec.vocab_size = 300;
-  spec.context_length = 64;
-  spec.type = c.type;
-  spec.seed = 5;
-  const std::string path = testing::TempPath(c.name + ".gguf");
-  const absl::Status s = WriteSyntheticModel(spec, path);
-  EXPECT_TRUE(s.ok()) << s;
-  return path;
+  absl::StatusOr<std::string> path =
+      testing::WriteSyntheticModelFile(testing::SmallShardedModelSpec(c.type), c.name);
+  EXPECT_TRUE(path.ok()) << path.status();
+  return path.value_or("");
 }
 
 bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -204,7 +178,8 @@ INSTANTIATE_TEST_SUITE_P(Models, ShardedEngineTest,
                                            ModelCase{"synthetic_q4_0", DType::kQ4_0, false}),
                          [](const auto& info) { return info.param.name; });
 
-TEST(ShardedEngineOptionsTest, FastNumericsIsUnimplemented) {
+// Fast numerics needs a float wire format (tests/sharded_fast_test.cc).
+TEST(ShardedEngineOptionsTest, FastNumericsNeedsAFloatWire) {
   SyntheticModelSpec spec;
   spec.dim = 64;
   spec.ffn_dim = 96;
@@ -226,7 +201,7 @@ TEST(ShardedEngineOptionsTest, FastNumericsIsUnimplemented) {
   ShardedEngineOptions options;
   options.clock = &clock;
   auto engine = ShardedEngine::Create(file.get(), plan, backend.get(), transport.get(), options);
-  EXPECT_EQ(engine.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

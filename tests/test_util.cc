@@ -5,8 +5,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "transport/local/local_transport.h"
 
 namespace shardlm::testing {
 namespace {
@@ -45,6 +49,50 @@ std::string WriteTempFile(const std::string& name, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), bytes.size());
   return path;
+}
+
+SyntheticModelSpec SmallShardedModelSpec(DType type) {
+  SyntheticModelSpec spec;
+  spec.dim = 256;
+  spec.ffn_dim = 512;
+  spec.n_layers = 2;
+  spec.n_heads = 8;
+  spec.n_kv_heads = 4;
+  spec.vocab_size = 300;
+  spec.context_length = 64;
+  spec.type = type;
+  spec.seed = 5;
+  return spec;
+}
+
+absl::StatusOr<std::string> WriteSyntheticModelFile(const SyntheticModelSpec& spec,
+                                                    const std::string& name) {
+  const std::string path = TempPath(name + ".gguf");
+  absl::Status status = WriteSyntheticModel(spec, path);
+  if (!status.ok()) return status;
+  return path;
+}
+
+absl::Status RunLocalRanks(int world, const std::function<absl::Status(Transport*)>& body,
+                           Clock* clock) {
+  std::shared_ptr<LocalHub> hub = LocalHub::Create(world, clock);
+  std::vector<absl::Status> status(world);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world; ++rank) {
+    threads.emplace_back([&, rank] {
+      std::unique_ptr<Transport> transport = hub->Endpoint(rank);
+      status[rank] = body(transport.get());
+      if (!status[rank].ok()) hub->Shutdown();  // fail the others promptly
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int rank = 0; rank < world; ++rank) {
+    if (!status[rank].ok()) {
+      return absl::Status(status[rank].code(),
+                          absl::StrCat("rank ", rank, ": ", status[rank].message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace shardlm::testing

@@ -19,6 +19,8 @@ int RunQuantize(const std::vector<std::string>& args);
 int RunMakeModel(const std::vector<std::string>& args);
 // bench: tokens/s against measured memory bandwidth (tools/bench_command.cc).
 int RunBench(const std::vector<std::string>& args);
+// worker: serve root sessions over TCP (tools/worker_command.cc).
+int RunWorker(const std::vector<std::string>& args);
 
 }  // namespace shardlm::cli
 

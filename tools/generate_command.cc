@@ -1,5 +1,6 @@
 // `shardlm generate`: prompt in, text out (stdout: prompt + generated text),
-// on one node or on N in-process nodes (--nodes N --transport local).
+// on one node, on N in-process nodes (--nodes N --transport local) or on a
+// TCP cluster of `shardlm worker` processes (--transport tcp --workers ...).
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -25,7 +26,7 @@
 #include "tools/backend_flags.h"
 #include "tools/commands.h"
 #include "tools/shared_flags.h"
-#include "transport/local/local_cluster.h"
+#include "tools/cluster_launch.h"
 
 DEFINE_string(prompt, "", "Text to continue (empty: start from BOS)");
 DEFINE_int64(steps, 256, "Most tokens to generate (stops earlier at end-of-text)");
@@ -34,9 +35,6 @@ DEFINE_double(top_p, 0.95, "Nucleus sampling mass in (0, 1]");
 DEFINE_int32(top_k, 40, "Sample among the k most likely tokens only (0: no cut)");
 DEFINE_int64(ctx, 0, "Context length in tokens (0: the model's, capped at 4096)");
 DEFINE_bool(stats, false, "Print load time and prompt/decode tokens per second to stderr");
-DEFINE_int32(nodes, 1, "Nodes of the tensor-parallel cluster (1: no cluster)");
-DEFINE_string(transport, "local", "How the nodes talk: local (threads of this process)");
-DEFINE_string(shares, "", "Relative work of each node, e.g. 1,1,2 (implies --nodes)");
 
 namespace shardlm::cli {
 namespace {
@@ -60,34 +58,6 @@ struct Target {
                                                 const OnToken&)>
       generate;
 };
-
-// The share vector from --nodes, --shares and --transport.
-absl::StatusOr<std::vector<int>> SharesFromFlags() {
-  if (FLAGS_transport == "tcp" || FLAGS_transport == "mpi") {
-    return absl::UnimplementedError(absl::StrCat(
-        "--transport ", FLAGS_transport, " is not available yet (use --transport local)"));
-  }
-  if (FLAGS_transport != "local") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown --transport '", FLAGS_transport, "' (local, tcp or mpi)"));
-  }
-  if (FLAGS_nodes < 1 || FLAGS_nodes > kMaxPlanNodes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--nodes must be in [1, ", kMaxPlanNodes, "], got ", FLAGS_nodes));
-  }
-  if (FLAGS_shares.empty()) return std::vector<int>(FLAGS_nodes, 1);
-  absl::StatusOr<std::vector<int>> shares = ParseShares(FLAGS_shares);
-  if (!shares.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--shares: ", shares.status().message()));
-  }
-  const bool nodes_given = !gflags::GetCommandLineFlagInfoOrDie("nodes").is_default;
-  if (nodes_given && static_cast<int>(shares->size()) != FLAGS_nodes) {
-    return absl::InvalidArgumentError(absl::StrCat("--shares ", FLAGS_shares, " gives ",
-                                                   shares->size(), " nodes but --nodes is ",
-                                                   FLAGS_nodes));
-  }
-  return shares;
-}
 
 // Checks the model against the tokenizer and the prompt against the
 // context, then generates, printing the text and (--stats) the numbers.
@@ -152,45 +122,37 @@ absl::Status RunSingleNode(const GgufFile& file, const Tokenizer& tokenizer,
 absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
                         const SamplerOptions& sampling, const std::vector<int>& shares,
                         const std::string& path, RealClock* clock, absl::Time load_start) {
-  const int n = static_cast<int>(shares.size());
-  ASSIGN_OR_RETURN(BackendOptions backend_options, BackendOptionsFromFlags());
-  if (backend_options.numerics != Numerics::kExact) {
-    return absl::UnimplementedError(
-        "--numerics fast is not available with --nodes > 1 yet (use --numerics exact)");
-  }
-  // The nodes share this machine's cores (--threads 0: all of them).
-  const int total_threads = backend_options.threads > 0
-                                ? backend_options.threads
-                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  backend_options.threads = std::max(1, total_threads / n);
-  ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
-  ASSIGN_OR_RETURN(const PlanWeightInfo info, PlanWeightInfo::FromGguf(file));
-  absl::StatusOr<ShardPlan> plan = ShardPlan::Create(config, shares, info);
-  if (!plan.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot split the model over ", n,
-                                                   " nodes: ", plan.status().message()));
-  }
-  ShardedEngineOptions engine_options;
-  engine_options.max_seq_len = FLAGS_ctx;
-  engine_options.clock = clock;
-  ClusterOptions cluster_options;
-  cluster_options.clock = clock;
-  const std::string backend_name = BackendNameFromFlags();
-  ASSIGN_OR_RETURN(std::unique_ptr<LocalCluster> cluster,
-                   LocalCluster::Start(
-                       &file, *plan,
-                       [&](int) { return CreateBackend(backend_name, backend_options); },
-                       engine_options, cluster_options));
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
+                   LaunchClusterFromFlags(path, file, shares, backend_options, FLAGS_ctx, clock));
   ClusterRoot* root = cluster->root();
   Target target;
   target.config = &root->engine()->config();
   target.max_seq_len = root->engine()->max_seq_len();
-  target.describe = absl::StrCat(cluster->backend(0)->Describe(), " | nodes ", n, " (shares ",
-                                 FormatShares(shares), ")");
+  target.describe = cluster->describe();
+  // --stats: every node's traffic after the prompt and at the end.
+  std::vector<NodeTraffic> start, after_prompt;
+  int64_t tokens_out = 0;
+  absl::Status stats_status;
   target.generate = [&](Sampler* sampler, absl::Span<const int32_t> prompt,
-                        const OnToken& on_token) {
-    return GenerateDistributed(root, sampler, prompt, FLAGS_steps, tokenizer.eos_id(), clock,
-                               on_token);
+                        const OnToken& on_token) -> absl::StatusOr<GenerationStats> {
+    if (FLAGS_stats) {
+      ASSIGN_OR_RETURN(start, root->CollectStats());
+    }
+    ASSIGN_OR_RETURN(GenerationStats stats,
+                     GenerateDistributed(root, sampler, prompt, FLAGS_steps, tokenizer.eos_id(),
+                                         clock, [&](int32_t id) -> absl::Status {
+                                           if (FLAGS_stats && tokens_out++ == 0) {
+                                             ASSIGN_OR_RETURN(after_prompt, root->CollectStats());
+                                           }
+                                           return on_token(id);
+                                         }));
+    if (FLAGS_stats && tokens_out > 0) {
+      ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, root->CollectStats());
+      PrintTrafficTable(start, after_prompt, static_cast<int64_t>(prompt.size()), "prompt");
+      PrintTrafficTable(after_prompt, end, tokens_out - 1, "decode");
+    }
+    return stats;
   };
   const absl::Status generated =
       RunAndPrint(tokenizer, sampling, target, clock->Now() - load_start, path);
@@ -204,7 +166,7 @@ absl::Status RunGenerateImpl() {
   if (FLAGS_ctx < 0) return absl::InvalidArgumentError("--ctx must be >= 0");
   const SamplerOptions sampling{FLAGS_temperature, FLAGS_top_p, SeedFlag(), FLAGS_top_k};
   RETURN_IF_ERROR(ValidateSamplerOptions(sampling));
-  ASSIGN_OR_RETURN(const std::vector<int> shares, SharesFromFlags());
+  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags());
   ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(ModelFlag()));
 
   RealClock clock;

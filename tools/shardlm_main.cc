@@ -3,6 +3,7 @@
 
 #include "tools/backend_flags.h"
 #include "tools/cli.h"
+#include "tools/cluster_launch.h"
 #include "tools/commands.h"
 #include "tools/shared_flags.h"
 
@@ -12,7 +13,9 @@ int main(int argc, char** argv) {
       {"generate", "[--model PATH] [--prompt TEXT] [--steps N] [--temperature T] ...",
        "Generate text from a prompt (stdout: prompt + generated text).",
        {"tools/generate_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
-        shardlm::cli::kSeedFlagFile}, &shardlm::cli::RunGenerate},
+        shardlm::cli::kSeedFlagFile, shardlm::cli::kClusterFlagsFile,
+        shardlm::cli::kSecretFileFlagFile},
+       &shardlm::cli::RunGenerate},
       {"inspect", "PATH", "Print a GGUF file's metadata, tensor table and sizes.",
        {"tools/inspect_command.cc"}, &shardlm::cli::RunInspect},
       {"quantize", "IN OUT --type q8_0|q4_0",
@@ -24,7 +27,14 @@ int main(int argc, char** argv) {
        &shardlm::cli::RunMakeModel},
       {"bench", "[--model PATH] [--prompt-tokens N] [--decode-tokens N] [--json] ...",
        "Measure prefill/decode speed against this machine's memory bandwidth.",
-       {"tools/bench_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile}, &shardlm::cli::RunBench},
+       {"tools/bench_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
+        shardlm::cli::kClusterFlagsFile, shardlm::cli::kSecretFileFlagFile},
+       &shardlm::cli::RunBench},
+      {"worker", "[--port P] [--bind ADDR] [--secret-file F] [--model PATH] [--threads N] ...",
+       "Serve as a node of TCP clusters (roots run generate --transport tcp --workers ...).",
+       {"tools/worker_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
+        shardlm::cli::kSecretFileFlagFile},
+       &shardlm::cli::RunWorker},
   };
   return shardlm::cli::Main(argc, argv, commands);
 }

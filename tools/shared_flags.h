@@ -16,6 +16,11 @@ inline constexpr char kModelFlagFile[] = "tools/model_flag.cc";
 // --seed (generate: sampling; make-model: weights).
 inline constexpr char kSeedFlagFile[] = "tools/seed_flag.cc";
 
+// --secret-file (generate, bench and worker over tcp).
+inline constexpr char kSecretFileFlagFile[] = "tools/secret_flag.cc";
+
+// The --secret-file value ("" when absent: no authentication).
+std::string SecretFileFlag();
 // The --type value as given ("" when absent).
 std::string TypeFlag();
 // The --model value as given ("" when absent: the default model).

@@ -9,6 +9,7 @@
 #include "absl/base/config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/dtype.h"
 #include "core/status_macros.h"
 
 namespace shardlm {
@@ -70,7 +71,8 @@ class Link {
 // tells its successor, which fails with the same code and passes it on: a
 // crash anywhere ends the collective on every rank promptly. A notice is the
 // magic, one status-code byte and the message, NUL-padded to a length of
-// 1 mod 4, which no int64/float chunk (a multiple of 4 bytes) can have.
+// 1 mod 4, which no payload can have: int64/float chunks are multiples of 4
+// bytes, f16 chunks of 2 and Q8_0 chunks of 34.
 
 constexpr absl::string_view kAbortMagic = "shardlm-collective-abort:";
 
@@ -243,6 +245,102 @@ absl::Status AllReduceSumImpl(Transport& transport, absl::Span<T> data,
   return DirectAllReduce(link, data);
 }
 
+// --- Compressed all-reduce (f16, q8_0) ------------------------------------
+
+// Receives `chunk` encoded in `wire` from `peer`: the raw bytes in `*wire_bytes`
+// and their decoded values in `*decoded`.
+absl::Status RecvEncoded(Link& link, WireFormat wire, int peer, int64_t elements,
+                         std::vector<uint8_t>* wire_bytes, std::vector<float>* decoded) {
+  ASSIGN_OR_RETURN(*wire_bytes, RecvExact(link, peer, WireBytes(wire, elements)));
+  decoded->resize(elements);
+  return DecodeWire(wire, *wire_bytes, absl::MakeSpan(*decoded));
+}
+
+absl::Span<float> WireChunkOf(absl::Span<float> data, WireFormat wire, int world_size,
+                              int chunk) {
+  const ChunkRange range =
+      WireChunk(wire, static_cast<int64_t>(data.size()), world_size, chunk);
+  return data.subspan(range.offset, range.size);
+}
+
+// Reduce-scatter: step s sends the encoded partial sum of chunk r-s and adds
+// the decoded chunk r-s-1 from the predecessor (wire value first).
+absl::Status CompressedReduceScatter(Link& link, absl::Span<float> data, WireFormat wire) {
+  const int n = link.world_size(), r = link.rank();
+  const int next = (r + 1) % n, prev = (r + n - 1) % n;
+  std::vector<uint8_t> bytes;
+  std::vector<float> decoded;
+  for (int s = 0; s < n - 1; ++s) {
+    const std::string step = absl::StrCat("all-reduce ring reduce-scatter step ", s);
+    absl::Span<float> out = WireChunkOf(data, wire, n, (r - s + n) % n);
+    ASSIGN_OR_RETURN(bytes, EncodeWire(wire, out));
+    absl::Status status = link.Send(next, bytes);
+    if (!status.ok()) return WithContext(status, step);
+    absl::Span<float> in = WireChunkOf(data, wire, n, (r - s - 1 + n) % n);
+    status = RecvEncoded(link, wire, prev, static_cast<int64_t>(in.size()), &bytes, &decoded);
+    if (!status.ok()) return WithContext(status, step);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = decoded[i] + in[i];
+  }
+  return absl::OkStatus();
+}
+
+// All-gather: rank r owns the finished chunk r+1, encodes it once and takes
+// its decoded value; every later step forwards the bytes it received.
+absl::Status CompressedAllGather(Link& link, absl::Span<float> data, WireFormat wire) {
+  const int n = link.world_size(), r = link.rank();
+  const int next = (r + 1) % n, prev = (r + n - 1) % n;
+  absl::Span<float> own = WireChunkOf(data, wire, n, (r + 1) % n);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeWire(wire, own));
+  RETURN_IF_ERROR(DecodeWire(wire, bytes, own));
+  std::vector<float> decoded;
+  for (int s = 0; s < n - 1; ++s) {
+    const std::string step = absl::StrCat("all-reduce ring all-gather step ", s);
+    absl::Status status = link.Send(next, bytes);
+    if (!status.ok()) return WithContext(status, step);
+    absl::Span<float> in = WireChunkOf(data, wire, n, (r - s + n) % n);
+    status = RecvEncoded(link, wire, prev, static_cast<int64_t>(in.size()), &bytes, &decoded);
+    if (!status.ok()) return WithContext(status, step);
+    std::copy(decoded.begin(), decoded.end(), in.begin());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompressedRingAllReduce(Link& link, absl::Span<float> data, WireFormat wire) {
+  absl::Status status = CompressedReduceScatter(link, data, wire);
+  if (status.ok()) status = CompressedAllGather(link, data, wire);
+  if (!status.ok()) {
+    // Best effort: the successor may be the rank that failed.
+    link.Send((link.rank() + 1) % link.world_size(), EncodeAbort(status)).IgnoreError();
+  }
+  return status;
+}
+
+// Sends the encoded vector to every peer, then sums the decoded vectors of
+// all ranks (this rank's own decoded too) in rank order.
+absl::Status CompressedDirectAllReduce(Link& link, absl::Span<float> data, WireFormat wire) {
+  const int n = link.world_size(), r = link.rank();
+  ASSIGN_OR_RETURN(std::vector<uint8_t> mine, EncodeWire(wire, data));
+  absl::Status first_error;
+  for (int p = 0; p < n; ++p) {
+    if (p == r) continue;
+    // Keep sending after a failure so that live peers still get our vector.
+    absl::Status sent = link.Send(p, mine);
+    if (!sent.ok() && first_error.ok()) first_error = WithContext(sent, "all-reduce direct");
+  }
+  RETURN_IF_ERROR(first_error);
+  const int64_t length = static_cast<int64_t>(data.size());
+  std::vector<float> sum(length), decoded(length);
+  std::vector<uint8_t> bytes;
+  for (int p = 0; p < n; ++p) {
+    absl::Status status = p == r ? DecodeWire(wire, mine, absl::MakeSpan(decoded))
+                                 : RecvEncoded(link, wire, p, length, &bytes, &decoded);
+    if (!status.ok()) return WithContext(status, "all-reduce direct");
+    for (int64_t i = 0; i < length; ++i) sum[i] = p == 0 ? decoded[i] : sum[i] + decoded[i];
+  }
+  std::copy(sum.begin(), sum.end(), data.begin());
+  return absl::OkStatus();
+}
+
 // Sends `bytes` to every peer (all of them, even after a failure), then
 // returns the first send error.
 absl::Status SendToAll(Link& link, absl::Span<const uint8_t> bytes, absl::string_view context) {
@@ -295,6 +393,156 @@ absl::Status AllReduceSum(Transport& transport, absl::Span<float> data,
                           AllReduceAlgorithm algorithm, uint32_t tag, absl::Time deadline,
                           CollectiveStats* stats) {
   return AllReduceSumImpl(transport, data, algorithm, tag, deadline, stats);
+}
+
+const char* WireFormatName(WireFormat wire) {
+  switch (wire) {
+    case WireFormat::kExact:
+      return "exact";
+    case WireFormat::kF32:
+      return "f32";
+    case WireFormat::kF16:
+      return "f16";
+    case WireFormat::kQ8_0:
+      return "q8_0";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<WireFormat> ParseWireFormat(absl::string_view name) {
+  for (WireFormat wire : {WireFormat::kExact, WireFormat::kF32, WireFormat::kF16,
+                          WireFormat::kQ8_0}) {
+    if (name == WireFormatName(wire)) return wire;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("wire format must be exact, f32, f16 or q8_0, got '", name, "'"));
+}
+
+int64_t WireBytes(WireFormat wire, int64_t elements) {
+  switch (wire) {
+    case WireFormat::kExact:
+      return elements * 8;
+    case WireFormat::kF32:
+      return elements * 4;
+    case WireFormat::kF16:
+      return elements * 2;
+    case WireFormat::kQ8_0:
+      return (elements + kQK - 1) / kQK * static_cast<int64_t>(sizeof(BlockQ8_0));
+  }
+  return 0;
+}
+
+absl::StatusOr<std::vector<uint8_t>> EncodeWire(WireFormat wire, absl::Span<const float> values) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  std::vector<uint8_t> bytes(WireBytes(wire, n));
+  switch (wire) {
+    case WireFormat::kExact:
+      break;
+    case WireFormat::kF32:
+      if (n > 0) std::memcpy(bytes.data(), values.data(), bytes.size());
+      return bytes;
+    case WireFormat::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = F32ToF16(values[i]);
+        std::memcpy(&bytes[2 * i], &h, 2);
+      }
+      return bytes;
+    case WireFormat::kQ8_0: {
+      const int64_t whole = n / kQK * kQK;
+      RETURN_IF_ERROR(QuantizeRow(DType::kQ8_0, values.data(), whole, bytes.data()));
+      if (whole == n) return bytes;
+      float tail[kQK] = {};  // the partial last block, zero padded
+      std::copy(values.begin() + whole, values.end(), tail);
+      RETURN_IF_ERROR(QuantizeRow(DType::kQ8_0, tail, kQK,
+                                  bytes.data() + whole / kQK * sizeof(BlockQ8_0)));
+      return bytes;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("wire format ", WireFormatName(wire), " does not carry floats"));
+}
+
+absl::Status DecodeWire(WireFormat wire, absl::Span<const uint8_t> bytes,
+                        absl::Span<float> values) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  if (wire == WireFormat::kExact) {
+    return absl::InvalidArgumentError("wire format exact does not carry floats");
+  }
+  if (static_cast<int64_t>(bytes.size()) != WireBytes(wire, n)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        WireFormatName(wire), " decode: ", bytes.size(), " bytes for ", n, " elements"));
+  }
+  if (wire == WireFormat::kF32) {
+    if (n > 0) std::memcpy(values.data(), bytes.data(), bytes.size());
+  } else if (wire == WireFormat::kF16) {
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, &bytes[2 * i], 2);
+      values[i] = F16ToF32(h);
+    }
+  } else {
+    const int64_t whole = n / kQK * kQK;
+    RETURN_IF_ERROR(DequantizeRow(DType::kQ8_0, bytes.data(), whole, values.data()));
+    if (whole == n) return absl::OkStatus();
+    float tail[kQK];
+    RETURN_IF_ERROR(DequantizeRow(DType::kQ8_0, bytes.data() + whole / kQK * sizeof(BlockQ8_0),
+                                  kQK, tail));
+    std::copy(tail, tail + (n - whole), values.begin() + whole);
+  }
+  return absl::OkStatus();
+}
+
+ChunkRange WireChunk(WireFormat wire, int64_t length, int world_size, int chunk) {
+  if (wire != WireFormat::kQ8_0) return RingChunk(length, world_size, chunk);
+  const ChunkRange blocks = RingChunk((length + kQK - 1) / kQK, world_size, chunk);
+  ChunkRange range;
+  range.offset = std::min(length, blocks.offset * kQK);
+  range.size = std::min(length, (blocks.offset + blocks.size) * kQK) - range.offset;
+  return range;
+}
+
+absl::Status AllReduceSum(Transport& transport, absl::Span<float> data, WireFormat wire,
+                          AllReduceAlgorithm algorithm, uint32_t tag, absl::Time deadline,
+                          CollectiveStats* stats) {
+  if (wire == WireFormat::kExact) {
+    return absl::InvalidArgumentError(
+        "float all-reduce: wire format exact carries int64 fixed point (use the int64 "
+        "AllReduceSum)");
+  }
+  if (wire == WireFormat::kF32) {
+    return AllReduceSumImpl(transport, data, algorithm, tag, deadline, stats);
+  }
+  Link link(transport, tag, deadline, stats);
+  if (link.world_size() <= 1) return absl::OkStatus();
+  const int64_t bytes = WireBytes(wire, static_cast<int64_t>(data.size()));
+  if (ResolveAllReduceAlgorithm(algorithm, link.world_size(), bytes) ==
+      AllReduceAlgorithm::kRing) {
+    return CompressedRingAllReduce(link, data, wire);
+  }
+  return CompressedDirectAllReduce(link, data, wire);
+}
+
+CollectiveStats AllReduceTraffic(WireFormat wire, AllReduceAlgorithm algorithm, int64_t length,
+                                 int world_size, int rank) {
+  CollectiveStats stats;
+  const int n = world_size;
+  if (n <= 1) return stats;
+  if (ResolveAllReduceAlgorithm(algorithm, n, WireBytes(wire, length)) !=
+      AllReduceAlgorithm::kRing) {
+    stats.bytes_sent = stats.bytes_received = (n - 1) * WireBytes(wire, length);
+    stats.messages_sent = stats.messages_received = n - 1;
+    return stats;
+  }
+  // Step s sends chunks r-s (reduce-scatter) and r+1-s (all-gather) and
+  // receives the predecessor's: r-s-1 and r-s.
+  for (int s = 0; s < n - 1; ++s) {
+    for (int c : {rank - s, rank + 1 - s}) {
+      stats.bytes_sent += WireBytes(wire, WireChunk(wire, length, n, (c + n) % n).size);
+      stats.bytes_received += WireBytes(wire, WireChunk(wire, length, n, (c - 1 + n) % n).size);
+    }
+  }
+  stats.messages_sent = stats.messages_received = 2 * (n - 1);
+  return stats;
 }
 
 absl::Status Broadcast(Transport& transport, int root, std::vector<uint8_t>* data, uint32_t tag,

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -150,6 +151,11 @@ TEST_P(CollectivesTest, Int64AllReduceIsExactOnEveryRank) {
         EXPECT_EQ(out[r], expected) << "rank " << r;
         EXPECT_EQ(stats[r].bytes_sent, ExpectedBytes(algo, length, n(), r, 8, false));
         EXPECT_EQ(stats[r].bytes_received, ExpectedBytes(algo, length, n(), r, 8, true));
+        const CollectiveStats predicted =
+            AllReduceTraffic(WireFormat::kExact, algo, length, n(), r);
+        EXPECT_EQ(predicted.bytes_sent, stats[r].bytes_sent);
+        EXPECT_EQ(predicted.bytes_received, stats[r].bytes_received);
+        EXPECT_EQ(predicted.messages_sent, stats[r].messages_sent);
       }
       EXPECT_EQ(hub->PendingMessages(), 0);
     }
@@ -299,6 +305,11 @@ Collectives() {
          std::vector<float> v(1000, 1.0f);
          return AllReduceSum(t, absl::MakeSpan(v), AllReduceAlgorithm::kDirect, kTag, d);
        }},
+      {"ring q8_0", [](Transport& t, absl::Time d) {
+         std::vector<float> v(1000, 1.0f);
+         return AllReduceSum(t, absl::MakeSpan(v), WireFormat::kQ8_0, AllReduceAlgorithm::kRing,
+                             kTag, d);
+       }},
       {"auto", [](Transport& t, absl::Time d) {
          std::vector<int64_t> v(4099, 1);
          return AllReduceSum(t, absl::MakeSpan(v), AllReduceAlgorithm::kAuto, kTag, d);
@@ -423,6 +434,155 @@ TEST(CollectivesBytesTest, RingSendsTwoTimesNMinusOneOverNOfTheVector) {
     }
   }
 }
+
+// --- Wire formats ---------------------------------------------------------
+
+const WireFormat kFloatWires[] = {WireFormat::kF32, WireFormat::kF16, WireFormat::kQ8_0};
+
+TEST(WireFormatTest, NamesBytesAndChunks) {
+  for (WireFormat wire : {WireFormat::kExact, WireFormat::kF32, WireFormat::kF16,
+                          WireFormat::kQ8_0}) {
+    EXPECT_EQ(ParseWireFormat(WireFormatName(wire)).value(), wire);
+  }
+  EXPECT_EQ(ParseWireFormat("q4_0").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WireBytes(WireFormat::kExact, 10), 80);
+  EXPECT_EQ(WireBytes(WireFormat::kF32, 10), 40);
+  EXPECT_EQ(WireBytes(WireFormat::kF16, 10), 20);
+  EXPECT_EQ(WireBytes(WireFormat::kQ8_0, 0), 0);
+  EXPECT_EQ(WireBytes(WireFormat::kQ8_0, 1), 34);
+  EXPECT_EQ(WireBytes(WireFormat::kQ8_0, 64), 68);
+  EXPECT_EQ(WireBytes(WireFormat::kQ8_0, 65), 102);
+  for (int n = 1; n <= 8; ++n) {
+    for (int64_t length : {0, 1, 31, 33, 100, 2048, 4099}) {
+      int64_t next = 0;
+      for (int c = 0; c < n; ++c) {
+        const ChunkRange range = WireChunk(WireFormat::kQ8_0, length, n, c);
+        EXPECT_EQ(range.offset, next) << n << " " << length << " " << c;
+        EXPECT_TRUE(range.offset % 32 == 0 || range.size == 0);
+        next += range.size;
+      }
+      EXPECT_EQ(next, length);
+    }
+  }
+}
+
+TEST(WireFormatTest, EncodeDecodeRoundTrip) {
+  std::vector<float> v(70);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = FloatValue(1, i) - 1.0f;
+  v[5] = 0.0f;
+  ASSERT_FALSE(EncodeWire(WireFormat::kExact, v).ok());
+  for (WireFormat wire : kFloatWires) {
+    const std::vector<uint8_t> bytes = EncodeWire(wire, v).value();
+    ASSERT_EQ(static_cast<int64_t>(bytes.size()), WireBytes(wire, v.size()));
+    std::vector<float> back(v.size());
+    ASSERT_TRUE(DecodeWire(wire, bytes, absl::MakeSpan(back)).ok());
+    const double tol = wire == WireFormat::kF32 ? 0 : wire == WireFormat::kF16 ? 4e-4 : 4e-3;
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(back[i], v[i], tol) << i;
+    EXPECT_EQ(back[5], 0.0f);
+    std::vector<float> wrong(v.size() + 40);
+    EXPECT_EQ(DecodeWire(wire, bytes, absl::MakeSpan(wrong)).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(WireFormatTest, FloatAllReduceRejectsTheExactWire) {
+  auto hub = LocalHub::Create(2);
+  auto results = RunRanks(hub, [&](Transport& t) {
+    std::vector<float> v(8, 1.0f);
+    return AllReduceSum(t, absl::MakeSpan(v), WireFormat::kExact, AllReduceAlgorithm::kRing,
+                        kTag, Soon());
+  });
+  for (const RankResult& r : results) {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// Bytes one rank sends (or receives) in an all-reduce in `wire`.
+int64_t WireTraffic(WireFormat wire, AllReduceAlgorithm algo, int64_t length, int n, int rank,
+                    bool received) {
+  if (algo == AllReduceAlgorithm::kDirect) return (n - 1) * WireBytes(wire, length);
+  const int shift = received ? n - 1 : 0;
+  int64_t bytes = 0;
+  for (int s = 0; s < n - 1; ++s) {
+    bytes += WireBytes(wire, WireChunk(wire, length, n, (rank - s + shift + n) % n).size);
+    bytes += WireBytes(wire, WireChunk(wire, length, n, (rank + 1 - s + shift + n) % n).size);
+  }
+  return bytes;
+}
+
+// The documented direct result: the decoded vectors summed in rank order.
+std::vector<float> DirectDecodedSum(WireFormat wire, int n, int64_t length) {
+  std::vector<float> sum(length), decoded(length), x(length);
+  for (int r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < length; ++i) x[i] = 2.0f * FloatValue(r, i) - 2.0f;
+    const std::vector<uint8_t> bytes = EncodeWire(wire, x).value();
+    EXPECT_TRUE(DecodeWire(wire, bytes, absl::MakeSpan(decoded)).ok());
+    for (int64_t i = 0; i < length; ++i) sum[i] = r == 0 ? decoded[i] : sum[i] + decoded[i];
+  }
+  return sum;
+}
+
+class WireAllReduceTest
+    : public ::testing::TestWithParam<std::tuple<WireFormat, AllReduceAlgorithm, int>> {};
+
+TEST_P(WireAllReduceTest, IdenticalBytesCloseToTheSumAndCountedBytes) {
+  const auto [wire, algo, n] = GetParam();
+  // An encode errs by at most about `rel` x the magnitude it encodes: f16
+  // half an ulp (2^-11), q8_0 half a step of amax/127 (plus the f16 scale).
+  // The ring encodes partial sums of 1, 2, .., n terms of |x| < 1, so the
+  // error bound is rel x n (n + 1) / 2.
+  const double rel = wire == WireFormat::kF32 ? 1e-6 : wire == WireFormat::kF16 ? 1e-3 : 1 / 200.0;
+  for (int64_t length : {1, 31, 100, 1000, 4099}) {
+    SCOPED_TRACE(absl::StrCat(WireFormatName(wire), " ", AllReduceAlgorithmName(algo), " n=", n,
+                              " length=", length));
+    auto hub = LocalHub::Create(n);
+    std::vector<std::vector<float>> out(n);
+    std::vector<CollectiveStats> stats(n);
+    auto results = RunRanks(hub, [&](Transport& t) {
+      std::vector<float>& data = out[t.rank()];
+      for (int64_t i = 0; i < length; ++i) data.push_back(2.0f * FloatValue(t.rank(), i) - 2.0f);
+      return AllReduceSum(t, absl::MakeSpan(data), wire, algo, kTag, Soon(), &stats[t.rank()]);
+    });
+    for (int r = 0; r < n; ++r) {
+      ASSERT_TRUE(results[r].status.ok()) << results[r].status;
+      EXPECT_EQ(std::memcmp(out[r].data(), out[0].data(), length * sizeof(float)), 0)
+          << "rank " << r << " differs from rank 0";
+      EXPECT_EQ(stats[r].bytes_sent, WireTraffic(wire, algo, length, n, r, false)) << r;
+      EXPECT_EQ(stats[r].bytes_received, WireTraffic(wire, algo, length, n, r, true)) << r;
+      const int64_t messages = algo == AllReduceAlgorithm::kRing ? 2 * (n - 1) : n - 1;
+      EXPECT_EQ(stats[r].messages_sent, messages);
+      EXPECT_EQ(stats[r].messages_received, messages);
+      const CollectiveStats predicted = AllReduceTraffic(wire, algo, length, n, r);
+      EXPECT_EQ(predicted.bytes_sent, stats[r].bytes_sent);
+      EXPECT_EQ(predicted.bytes_received, stats[r].bytes_received);
+      EXPECT_EQ(predicted.messages_sent, messages);
+      EXPECT_EQ(predicted.messages_received, messages);
+    }
+    if (algo == AllReduceAlgorithm::kDirect) {
+      const std::vector<float> want = DirectDecodedSum(wire, n, length);
+      EXPECT_EQ(std::memcmp(out[0].data(), want.data(), length * sizeof(float)), 0);
+    }
+    double worst = 0;
+    for (int64_t i = 0; i < length; ++i) {
+      double exact = 0;
+      for (int r = 0; r < n; ++r) exact += 2.0f * FloatValue(r, i) - 2.0f;
+      worst = std::max(worst, std::fabs(out[0][i] - exact));
+    }
+    EXPECT_LE(worst, rel * n * (n + 1) / 2 + 1e-6);
+    if (length == 4099) std::cout << "  worst |error| " << worst << "\n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Wires, WireAllReduceTest,
+    ::testing::Combine(::testing::ValuesIn(kFloatWires),
+                       ::testing::Values(AllReduceAlgorithm::kRing, AllReduceAlgorithm::kDirect),
+                       ::testing::Values(2, 3, 4, 5)),
+    [](const auto& info) {
+      return absl::StrCat(WireFormatName(std::get<0>(info.param)), "_",
+                          AllReduceAlgorithmName(std::get<1>(info.param)), "_",
+                          std::get<2>(info.param));
+    });
 
 }  // namespace
 }  // namespace shardlm

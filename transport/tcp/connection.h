@@ -38,6 +38,10 @@ class FramedConnection {
   // "host:port" of the other end.
   const std::string& peer() const { return socket_.peer(); }
   uint32_t max_frame_size() const { return max_frame_size_; }
+  // Changes the largest frame accepted and sent (e.g. raised once the
+  // handshake has authenticated the peer). Not thread-safe: call it only
+  // while no other thread uses the connection.
+  void set_max_frame_size(uint32_t max_frame_size) { max_frame_size_ = max_frame_size; }
 
   // Sends one frame by `deadline`. A payload over max_frame_size() is
   // InvalidArgument (nothing is sent).
@@ -46,6 +50,9 @@ class FramedConnection {
 
   // Receives the next frame by `deadline`, validated.
   absl::StatusOr<Frame> RecvFrame(absl::Time deadline);
+
+  // Whether the peer has closed the connection; see Socket::PeerClosed.
+  bool PeerClosed() const { return socket_.PeerClosed(); }
 
   // Wakes blocked senders/receivers (their calls fail); see Socket::Shutdown.
   void Shutdown() { socket_.Shutdown(); }
@@ -57,7 +64,7 @@ class FramedConnection {
   absl::Status WithPeer(const absl::Status& s) const;
 
   Socket socket_;
-  const uint32_t max_frame_size_;
+  uint32_t max_frame_size_;
 
   std::mutex send_mu_;
   bool send_broken_ = false;  // guarded by send_mu_

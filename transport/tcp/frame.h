@@ -22,12 +22,17 @@ inline constexpr uint32_t kFrameMagic = 0x464D4C53u;  // "SLMF" little-endian
 inline constexpr uint16_t kProtocolVersion = 1;
 inline constexpr size_t kFrameHeaderSize = 24;
 inline constexpr uint32_t kDefaultMaxFrameSize = 256u << 20;  // 256 MiB
+// Largest frame accepted before the peer has authenticated: enough for the
+// handshake and join records, too small for a stranger to make us allocate.
+inline constexpr uint32_t kHandshakeMaxFrameSize = 64u << 10;  // 64 KiB
 
 // Frame types. Handshake frames come first on every connection.
 enum FrameType : uint16_t {
   kFrameHello = 1,  // payload: a serialized wire::Hello
   kFrameAuth = 2,   // payload: an HMAC-SHA256 tag (32 bytes)
   kFrameError = 3,  // payload: one line of text; the sender closes next
+  kFrameJoin = 4,   // payload: a serialized wire::MeshJoin (after the handshake)
+  kFrameReady = 5,  // payload: a serialized wire::MeshReady (worker to root)
   kFrameData = 16,  // payload: a Transport message under `tag`
 };
 

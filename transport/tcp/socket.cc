@@ -205,6 +205,12 @@ absl::Status Socket::RecvAll(absl::Span<uint8_t> out, absl::Time deadline, size_
   return absl::OkStatus();
 }
 
+bool Socket::PeerClosed() const {
+  if (!valid()) return true;
+  pollfd p{fd_.get(), POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 void Socket::Shutdown() {
   if (valid()) shutdown(fd_.get(), SHUT_RDWR);
 }

@@ -66,6 +66,10 @@ class Socket {
   // `*received` (if given) is set to the bytes stored, also on errors.
   absl::Status RecvAll(absl::Span<uint8_t> out, absl::Time deadline, size_t* received = nullptr);
 
+  // Whether the peer has closed or reset the connection (without waiting
+  // and without consuming any bytes).
+  bool PeerClosed() const;
+
   // shutdown(2) both directions: wakes threads blocked on this socket (their
   // calls fail) without closing the descriptor.
   void Shutdown();

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `shardlm worker` and `generate --transport tcp` as users run them, on
+# 127.0.0.1: the cluster's greedy text equals one node's; --stats reports
+# every node; wrong or missing secrets, garbage bytes on the worker port and
+# a worker killed before the handshake are one-line errors within a time
+# bound, and the workers keep serving afterwards. Every worker is killed on
+# exit.
+set -uo pipefail
+
+source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/shell_test_lib.sh"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+if [ -z "$MODEL" ]; then
+  MODEL="$T/tiny.gguf"
+  "$BIN" make-model --preset tiny --out "$MODEL" 2>/dev/null || { echo "make-model failed"; exit 1; }
+fi
+printf 'correct horse battery staple\n' >"$T/secret"
+printf 'wrong\n' >"$T/wrong"
+
+# start_worker NAME ARGS...: starts a worker on a free port; sets PORT.
+start_worker() {
+  local name="$1"; shift
+  "$BIN" worker --port 0 --bind 127.0.0.1 --threads 1 "$@" 2>"$T/$name.log" &
+  PIDS+=($!)
+  PORT=""
+  for _ in $(seq 200); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$name.log" | head -1 | cut -d: -f2)
+    [ -n "$PORT" ] && return 0
+    sleep 0.05
+  done
+  echo "worker $name did not start: $(cat "$T/$name.log")"; exit 1
+}
+
+start_worker w1 --secret-file "$T/secret" --model "$MODEL"; P1=$PORT
+start_worker w2 --secret-file "$T/secret"; P2=$PORT
+start_worker w3 --secret-file "$T/secret" --model "$MODEL"; P3=$PORT
+W="127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3"
+
+"$BIN" generate --model "$MODEL" --temperature 0 --steps 120 >"$T/single" 2>/dev/null
+timeout 60 "$BIN" generate --model "$MODEL" --temperature 0 --steps 120 --transport tcp \
+  --workers "$W" --secret-file "$T/secret" >"$T/tcp" 2>"$T/tcp.err"; rc=$?
+if [ "$rc" -eq 0 ] && [ -s "$T/single" ] && cmp -s "$T/single" "$T/tcp"; then
+  pass "4 nodes over tcp: same text as one node"
+else
+  fail "4 nodes over tcp (rc=$rc): $(head -c 300 "$T/tcp.err")"
+fi
+
+timeout 60 "$BIN" generate --model "$MODEL" --temperature 0 --steps 20 --transport tcp \
+  --workers "127.0.0.1:$P1,127.0.0.1:$P2" --shares 1,2,1 --secret-file "$T/secret" --stats \
+  >"$T/stats" 2>"$T/stats.err"; rc=$?
+rows=$(grep -cE '^ +[0-2] +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+$' "$T/stats.err")
+if [ "$rc" -eq 0 ] && [ "$rows" -eq 6 ] && grep -q "over tcp" "$T/stats.err"; then
+  pass "--stats: compute, sync and bytes per node"
+else
+  fail "--stats (rc=$rc, rows=$rows): $(cat "$T/stats.err")"
+fi
+
+expect_error "wrong secret" "wrong shared secret" -- timeout 30 "$BIN" generate --model "$MODEL" \
+  --steps 2 --transport tcp --workers "127.0.0.1:$P1" --secret-file "$T/wrong"
+expect_error "root without secret" "--secret-file" -- timeout 30 "$BIN" generate --model "$MODEL" \
+  --steps 2 --transport tcp --workers "127.0.0.1:$P1"
+expect_error "tcp without workers" "--workers" -- "$BIN" generate --model "$MODEL" --transport tcp
+expect_error "malformed worker address" "HOST:PORT" -- "$BIN" generate --model "$MODEL" \
+  --transport tcp --workers "localhost"
+expect_error "shares against workers" "--shares" -- "$BIN" generate --model "$MODEL" \
+  --transport tcp --workers "127.0.0.1:$P1" --shares 1,1,1
+expect_error "missing secret file" "$T/nope" -- "$BIN" worker --secret-file "$T/nope"
+
+# Random bytes and a silent connection on a worker's port.
+if exec 3<>"/dev/tcp/127.0.0.1/$P1"; then
+  head -c 4096 /dev/urandom >&3; exec 3>&-
+fi
+exec 4<>"/dev/tcp/127.0.0.1/$P1"
+timeout 60 "$BIN" generate --model "$MODEL" --temperature 0 --steps 120 --transport tcp \
+  --workers "$W" --secret-file "$T/secret" >"$T/again" 2>"$T/again.err"; rc=$?
+exec 4>&-
+if [ "$rc" -eq 0 ] && cmp -s "$T/single" "$T/again"; then
+  pass "workers still serve after bad secrets and garbage bytes"
+else
+  fail "workers after bad input (rc=$rc): $(head -c 300 "$T/again.err")"
+fi
+grep -q "rejected connection" "$T/w1.log" && pass "worker logs rejected connections" \
+  || fail "worker log: $(cat "$T/w1.log")"
+
+# A worker killed before any handshake: a clear error naming it, promptly.
+start_worker dead --secret-file "$T/secret"; PD=$PORT
+kill -9 "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null
+start=$(date +%s)
+expect_error "worker killed before the handshake" "127.0.0.1:$PD" -- timeout 30 "$BIN" generate \
+  --model "$MODEL" --steps 2 --transport tcp --workers "127.0.0.1:$P1,127.0.0.1:$PD" \
+  --secret-file "$T/secret"
+[ $(( $(date +%s) - start )) -lt 15 ] && pass "dead worker detected within 15 s" \
+  || fail "dead worker took $(( $(date +%s) - start )) s"
+
+# A worker dying mid-session: the root fails with an error naming the rank.
+start_worker victim --secret-file "$T/secret" --model "$MODEL"; PV=$PORT; VPID=${PIDS[-1]}
+( sleep 0.5; kill -9 "$VPID" ) &
+timeout 60 "$BIN" generate --model "$MODEL" --temperature 0 --steps 100000 --ctx 100000 \
+  --transport tcp --workers "127.0.0.1:$P1,127.0.0.1:$PV" --secret-file "$T/secret" \
+  >/dev/null 2>"$T/victim.err"; rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qE "rank [12] \(127.0.0.1:[0-9]+\)" "$T/victim.err"; then
+  pass "worker killed mid-session: root fails naming the rank and address"
+else
+  fail "worker killed mid-session (rc=$rc): $(tail -c 300 "$T/victim.err")"
+fi
+
+[ "$fails" -eq 0 ] && exit 0 || exit 1
