@@ -5,6 +5,8 @@
 // runs to the memory-bound ceiling.
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <thread>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -23,6 +25,7 @@
 #include "core/status_macros.h"
 #include "gflags/gflags.h"
 #include "tools/backend_flags.h"
+#include "tools/cluster_launch.h"
 #include "tools/commands.h"
 #include "tools/shared_flags.h"
 
@@ -50,6 +53,15 @@ struct BenchResult {
   double effective_gb_per_s = 0;   // 1e9 bytes
   double measured_gb_per_s = 0;
   double bandwidth_fraction = 0;
+  int nodes = 1;
+  // Per node, per decode token (clusters only).
+  struct Traffic {
+    double sent_bytes = 0;
+    double received_bytes = 0;
+    double sync_ms = 0;
+    double compute_ms = 0;
+  };
+  std::vector<Traffic> traffic;
 };
 
 // Bytes of weights one decode step reads: every tensor but the embedding
@@ -77,32 +89,104 @@ absl::Status CheckFlags() {
   return absl::OkStatus();
 }
 
-// Runs warmup, the timed prefill and the timed decode steps on `engine`.
-absl::Status TimeEngine(Engine* engine, BenchResult* r) {
-  const int64_t vocab = engine->config().vocab_size;
+// What the timing loop drives: one node's Engine or a cluster's root.
+struct Stepper {
+  // Appends `tokens`; returns the greedy choice after the last one.
+  std::function<absl::StatusOr<int32_t>(absl::Span<const int32_t>)> forward;
+  std::function<absl::Status()> reset;
+  // Called between prefill and decode and after decode (cluster stats).
+  std::function<absl::Status()> checkpoint = [] { return absl::OkStatus(); };
+};
+
+// Runs warmup, the timed prefill and the timed decode steps.
+absl::Status TimeSteps(const Stepper& step, int64_t vocab, BenchResult* r) {
   std::mt19937_64 rng(kPromptSeed);
   std::vector<int32_t> prompt(r->prompt_tokens);
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
   for (int64_t i = 0; i < FLAGS_warmup; ++i) {
-    RETURN_IF_ERROR(engine->Forward({prompt[i % prompt.size()]}).status());
+    RETURN_IF_ERROR(step.forward({prompt[i % prompt.size()]}).status());
   }
-  engine->Reset();
+  RETURN_IF_ERROR(step.reset());
 
   RealClock clock;
   const absl::Time prefill_start = clock.Now();
-  ASSIGN_OR_RETURN(std::vector<float> logits, engine->Forward(prompt));
+  ASSIGN_OR_RETURN(int32_t next, step.forward(prompt));
+  const absl::Time prefill_end = clock.Now();
+  RETURN_IF_ERROR(step.checkpoint());
   const absl::Time decode_start = clock.Now();
-  int32_t next = Argmax(logits);
   for (int64_t i = 0; i < r->decode_tokens; ++i) {
-    ASSIGN_OR_RETURN(logits, engine->Forward({next}));
-    next = Argmax(logits);
+    ASSIGN_OR_RETURN(next, step.forward({next}));
   }
   const absl::Time end = clock.Now();
-  const double prefill_s = absl::ToDoubleSeconds(decode_start - prefill_start);
+  RETURN_IF_ERROR(step.checkpoint());
+  const double prefill_s = absl::ToDoubleSeconds(prefill_end - prefill_start);
   const double decode_s = absl::ToDoubleSeconds(end - decode_start);
   r->prefill_tokens_per_s = r->prompt_tokens / std::max(prefill_s, 1e-9);
   r->decode_tokens_per_s = r->decode_tokens / std::max(decode_s, 1e-9);
   r->ms_per_token = decode_s * 1e3 / r->decode_tokens;
+  return absl::OkStatus();
+}
+
+absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, BenchResult* r) {
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(BackendNameFromFlags(), backend_options));
+  EngineOptions engine_options;
+  engine_options.max_seq_len = needed;
+  engine_options.max_batch = r->prompt_tokens;
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                   Engine::Create(&file, backend.get(), engine_options));
+  r->backend = backend->Describe();
+  r->threads = backend->parallelism();
+  Stepper step;
+  step.forward = [&](absl::Span<const int32_t> tokens) -> absl::StatusOr<int32_t> {
+    ASSIGN_OR_RETURN(const std::vector<float> logits, engine->Forward(tokens));
+    return Argmax(logits);
+  };
+  step.reset = [&] {
+    engine->Reset();
+    return absl::OkStatus();
+  };
+  return TimeSteps(step, engine->config().vocab_size, r);
+}
+
+// The cluster of --nodes/--transport/--workers; records every node's
+// traffic per decode token.
+absl::Status TimeCluster(const GgufFile& file, const std::vector<int>& shares, int64_t needed,
+                         BenchResult* r) {
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  RealClock clock;
+  ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
+                   LaunchClusterFromFlags(r->model, file, shares, backend_options, needed, &clock));
+  ClusterRoot* root = cluster->root();
+  r->backend = cluster->describe();
+  r->threads = backend_options.threads;  // 0: all cores (resolved in Bench)
+  r->nodes = cluster->nodes();
+  std::vector<std::vector<NodeTraffic>> checkpoints;
+  Stepper step;
+  step.forward = [&](absl::Span<const int32_t> tokens) -> absl::StatusOr<int32_t> {
+    ASSIGN_OR_RETURN(const ShardedLogits logits, root->Forward(tokens));
+    return logits.greedy.back();
+  };
+  step.reset = [&] { return root->Reset(); };
+  step.checkpoint = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<NodeTraffic> t, root->CollectStats());
+    checkpoints.push_back(std::move(t));
+    return absl::OkStatus();
+  };
+  const absl::Status timed = TimeSteps(step, root->engine()->config().vocab_size, r);
+  const absl::Status stopped = cluster->Stop();
+  RETURN_IF_ERROR(timed);
+  RETURN_IF_ERROR(stopped);
+  const std::vector<NodeTraffic>& a = checkpoints[0];
+  const std::vector<NodeTraffic>& b = checkpoints[1];
+  const double n = static_cast<double>(r->decode_tokens);
+  for (size_t i = 0; i < a.size(); ++i) {
+    r->traffic.push_back({(b[i].bytes_sent - a[i].bytes_sent) / n,
+                          (b[i].bytes_received - a[i].bytes_received) / n,
+                          absl::ToDoubleMilliseconds(b[i].sync - a[i].sync) / n,
+                          absl::ToDoubleMilliseconds(b[i].compute - a[i].compute) / n});
+  }
   return absl::OkStatus();
 }
 
@@ -121,18 +205,16 @@ absl::StatusOr<BenchResult> Bench() {
         config.context_length));
   }
   ASSIGN_OR_RETURN(const uint64_t bytes_per_token, WeightBytesPerToken(*file));
-  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(BackendNameFromFlags(), backend_options));
-  EngineOptions engine_options;
-  engine_options.max_seq_len = needed;
-  engine_options.max_batch = r.prompt_tokens;
-  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
-                   Engine::Create(file.get(), backend.get(), engine_options));
-  r.backend = backend->Describe();
-  r.threads = backend->parallelism();
-  RETURN_IF_ERROR(TimeEngine(engine.get(), &r));
-  engine.reset();  // free the KV cache and scratch before the bandwidth test
+  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags());
+  if (shares.size() > 1) {
+    RETURN_IF_ERROR(TimeCluster(*file, shares, needed, &r));
+  } else {
+    RETURN_IF_ERROR(TimeSingleNode(*file, needed, &r));
+  }
+  if (r.threads <= 0) {
+    ASSIGN_OR_RETURN(const BackendOptions o, BackendOptionsFromFlags());
+    r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  }
 
   ASSIGN_OR_RETURN(r.measured_gb_per_s, MeasureReadBandwidth(r.threads));
   r.weight_mb_per_token = bytes_per_token / 1e6;
@@ -156,6 +238,13 @@ void PrintTable(const BenchResult& r) {
   row("effective GB/s", absl::StrFormat("%.3f", r.effective_gb_per_s));
   row("measured GB/s", absl::StrFormat("%.2f (%d threads)", r.measured_gb_per_s, r.threads));
   row("fraction of bandwidth", absl::StrFormat("%.1f%%", 100 * r.bandwidth_fraction));
+  if (r.traffic.empty()) return;
+  std::printf("per decode token:\n  node  compute ms  sync ms  sent bytes  received bytes\n");
+  for (size_t i = 0; i < r.traffic.size(); ++i) {
+    const BenchResult::Traffic& t = r.traffic[i];
+    std::printf("  %4zu  %10.2f  %7.2f  %10.0f  %14.0f\n", i, t.compute_ms, t.sync_ms,
+                t.sent_bytes, t.received_bytes);
+  }
 }
 
 std::string JsonString(const std::string& s) {
@@ -177,18 +266,31 @@ std::string JsonNumber(double v) {
   return std::isfinite(v) ? absl::StrFormat("%.6g", v) : "null";
 }
 
+std::string TrafficJson(const BenchResult& r) {
+  std::string out;
+  for (size_t i = 0; i < r.traffic.size(); ++i) {
+    const BenchResult::Traffic& t = r.traffic[i];
+    absl::StrAppend(&out, i ? ", " : "", "{\"node\": ", i, ", \"sent_bytes\": ",
+                    JsonNumber(t.sent_bytes), ", \"received_bytes\": ",
+                    JsonNumber(t.received_bytes), ", \"sync_ms\": ", JsonNumber(t.sync_ms),
+                    ", \"compute_ms\": ", JsonNumber(t.compute_ms), "}");
+  }
+  return out;
+}
+
 void PrintJson(const BenchResult& r) {
   std::printf(
       "{\"model\": %s, \"backend\": %s, \"threads\": %d, \"prompt_tokens\": %lld, "
       "\"decode_tokens\": %lld, \"prefill_tokens_per_s\": %s, \"decode_tokens_per_s\": %s, "
       "\"ms_per_token\": %s, \"weight_mb_per_token\": %s, \"effective_gb_per_s\": %s, "
-      "\"measured_bandwidth_gb_per_s\": %s, \"bandwidth_fraction\": %s}\n",
+      "\"measured_bandwidth_gb_per_s\": %s, \"bandwidth_fraction\": %s, \"nodes\": %d, "
+      "\"traffic_per_decode_token\": [%s]}\n",
       JsonString(r.model).c_str(), JsonString(r.backend).c_str(), r.threads,
       static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.decode_tokens),
       JsonNumber(r.prefill_tokens_per_s).c_str(), JsonNumber(r.decode_tokens_per_s).c_str(),
       JsonNumber(r.ms_per_token).c_str(), JsonNumber(r.weight_mb_per_token).c_str(),
       JsonNumber(r.effective_gb_per_s).c_str(), JsonNumber(r.measured_gb_per_s).c_str(),
-      JsonNumber(r.bandwidth_fraction).c_str());
+      JsonNumber(r.bandwidth_fraction).c_str(), r.nodes, TrafficJson(r).c_str());
 }
 
 }  // namespace

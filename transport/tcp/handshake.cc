@@ -71,14 +71,21 @@ absl::StatusOr<std::string> NewNonce() {
   return nonce;
 }
 
-std::string Mac(const std::string& secret, absl::string_view label, const std::string& first,
-                const std::string& second) {
-  const std::string msg = absl::StrCat(label, first, second);
+// HMAC-SHA256 under `secret` of `label` and the handshake transcript: both
+// Hello records exactly as sent (dialer's first, length-prefixed), so a MAC
+// also vouches for every field of both Hellos (rank, world size, nonces).
+std::string Mac(const std::string& secret, absl::string_view label,
+                const std::string& dialer_hello, const std::string& listener_hello) {
+  const uint32_t n = static_cast<uint32_t>(dialer_hello.size());
+  const char len[4] = {static_cast<char>(n), static_cast<char>(n >> 8),
+                       static_cast<char>(n >> 16), static_cast<char>(n >> 24)};
+  const std::string msg =
+      absl::StrCat(label, absl::string_view(len, 4), dialer_hello, listener_hello);
   unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
+  unsigned int out_len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &out_len);
+  return std::string(reinterpret_cast<char*>(out), out_len);
 }
 
 bool MacMatches(const std::string& expected, const std::vector<uint8_t>& got) {
@@ -86,8 +93,9 @@ bool MacMatches(const std::string& expected, const std::vector<uint8_t>& got) {
          CRYPTO_memcmp(expected.data(), got.data(), got.size()) == 0;
 }
 
-absl::Status SendHello(FramedConnection& conn, const HandshakeOptions& o, const std::string& nonce,
-                       absl::Time deadline) {
+// Sends our Hello; returns its bytes (for the transcript).
+absl::StatusOr<std::string> SendHello(FramedConnection& conn, const HandshakeOptions& o,
+                                      const std::string& nonce, absl::Time deadline) {
   wire::Hello hello;
   hello.set_version(static_cast<wire::ProtocolVersion>(o.protocol_version));
   hello.set_rank(o.rank);
@@ -95,14 +103,18 @@ absl::Status SendHello(FramedConnection& conn, const HandshakeOptions& o, const 
   hello.set_nonce(nonce);
   hello.set_build(o.build);
   const std::string bytes = hello.SerializeAsString();
-  return conn.SendFrame(kFrameHello, 0,
-                        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            bytes.size()),
-                        deadline);
+  RETURN_IF_ERROR(conn.SendFrame(
+      kFrameHello, 0,
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      deadline));
+  return bytes;
 }
 
-absl::StatusOr<wire::Hello> RecvHello(FramedConnection& conn, absl::Time deadline) {
+// Receives the peer's Hello; `bytes` gets it as received (the transcript).
+absl::StatusOr<wire::Hello> RecvHello(FramedConnection& conn, absl::Time deadline,
+                                      std::string* bytes) {
   ASSIGN_OR_RETURN(Frame f, Expect(conn, kFrameHello, deadline));
+  bytes->assign(f.payload.begin(), f.payload.end());
   wire::Hello hello;
   if (!hello.ParseFromArray(f.payload.data(), static_cast<int>(f.payload.size()))) {
     return Fail(conn, absl::StatusCode::kInvalidArgument, "malformed Hello", deadline);
@@ -190,36 +202,36 @@ absl::StatusOr<HandshakeResult> DialerHandshake(FramedConnection& conn,
   if (!options.secret.empty()) {
     ASSIGN_OR_RETURN(nonce_a, NewNonce());
   }
-  RETURN_IF_ERROR(SendHello(conn, options, nonce_a, deadline));
-  ASSIGN_OR_RETURN(wire::Hello peer, RecvHello(conn, deadline));
+  ASSIGN_OR_RETURN(const std::string mine, SendHello(conn, options, nonce_a, deadline));
+  std::string theirs;
+  ASSIGN_OR_RETURN(wire::Hello peer, RecvHello(conn, deadline, &theirs));
   RETURN_IF_ERROR(CheckPeerHello(conn, options, peer, deadline));
   if (options.secret.empty()) return ResultFrom(peer, false);
 
-  const std::string& nonce_b = peer.nonce();
   ASSIGN_OR_RETURN(Frame auth, Expect(conn, kFrameAuth, deadline));
-  if (!MacMatches(Mac(options.secret, "listener", nonce_a, nonce_b), auth.payload)) {
+  if (!MacMatches(Mac(options.secret, "listener", mine, theirs), auth.payload)) {
     return WrongSecret(conn, deadline);
   }
-  RETURN_IF_ERROR(SendMac(conn, Mac(options.secret, "dialer", nonce_b, nonce_a), deadline));
+  RETURN_IF_ERROR(SendMac(conn, Mac(options.secret, "dialer", mine, theirs), deadline));
   return ResultFrom(peer, true);
 }
 
 absl::StatusOr<HandshakeResult> ListenerHandshake(FramedConnection& conn,
                                                   const HandshakeOptions& options,
                                                   absl::Time deadline) {
-  ASSIGN_OR_RETURN(wire::Hello peer, RecvHello(conn, deadline));
+  std::string theirs;
+  ASSIGN_OR_RETURN(wire::Hello peer, RecvHello(conn, deadline, &theirs));
   std::string nonce_b;
   if (!options.secret.empty()) {
     ASSIGN_OR_RETURN(nonce_b, NewNonce());
   }
-  RETURN_IF_ERROR(SendHello(conn, options, nonce_b, deadline));
+  ASSIGN_OR_RETURN(const std::string mine, SendHello(conn, options, nonce_b, deadline));
   RETURN_IF_ERROR(CheckPeerHello(conn, options, peer, deadline));
   if (options.secret.empty()) return ResultFrom(peer, false);
 
-  const std::string& nonce_a = peer.nonce();
-  RETURN_IF_ERROR(SendMac(conn, Mac(options.secret, "listener", nonce_a, nonce_b), deadline));
+  RETURN_IF_ERROR(SendMac(conn, Mac(options.secret, "listener", theirs, mine), deadline));
   ASSIGN_OR_RETURN(Frame auth, Expect(conn, kFrameAuth, deadline));
-  if (!MacMatches(Mac(options.secret, "dialer", nonce_b, nonce_a), auth.payload)) {
+  if (!MacMatches(Mac(options.secret, "dialer", theirs, mine), auth.payload)) {
     return WrongSecret(conn, deadline);
   }
   return ResultFrom(peer, true);

@@ -3,8 +3,12 @@
 //
 //   dialer   -> Hello{version, rank, world_size, nonce_a, build}
 //   listener -> Hello{version, rank, world_size, nonce_b, build}
-//   listener -> Auth{HMAC(secret, "listener" || nonce_a || nonce_b)}
-//   dialer   -> Auth{HMAC(secret, "dialer" || nonce_b || nonce_a)}
+//   listener -> Auth{HMAC(secret, "listener" || T)}
+//   dialer   -> Auth{HMAC(secret, "dialer" || T)}
+//
+// where T is the transcript: both Hello records as sent, the dialer's first
+// (length-prefixed). The MACs thus prove the secret and vouch for every
+// Hello field (version, rank, world size, both fresh nonces).
 //
 // A side without a secret sends an empty nonce and no Auth frames; both
 // sides without a secret is allowed (authenticated = false), exactly one is

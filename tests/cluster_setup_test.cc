@@ -1,0 +1,198 @@
+// Session setup over the local transport (core/cluster_setup.h): workers
+// with the root's file load it, workers without it (or with another file)
+// get their slices streamed; the streamed cluster computes the root's
+// model; a failing worker's reason reaches the root; a corrupted stream is
+// caught by its SHA-256.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "backends/cpu/cpu_backend.h"
+#include "core/clock.h"
+#include "core/cluster_session.h"
+#include "core/cluster_setup.h"
+#include "core/engine.h"
+#include "core/status_macros.h"
+#include "core/wire.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace shardlm {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::StatusOr<std::unique_ptr<Backend>> ExactBackend(Numerics numerics) {
+  BackendOptions o;
+  o.threads = 1;
+  o.numerics = numerics;
+  return CpuBackend::Create(o);
+}
+
+ModelSource Model(uint64_t seed, const std::string& name) {
+  SyntheticModelSpec spec = testing::SmallShardedModelSpec(DType::kQ8_0);
+  spec.seed = seed;
+  auto path = testing::WriteSyntheticModelFile(spec, name);
+  EXPECT_TRUE(path.ok()) << path.status();
+  auto model = OpenModelSource(*path);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *std::move(model);
+}
+
+class ClusterSetupTest : public ::testing::Test {
+ protected:
+  ClusterSetupTest() : root_model_(Model(5, "root")), other_model_(Model(6, "other")) {}
+
+  // Logits of `tokens` on one node of the root's model.
+  std::vector<float> SingleNodeLogits(const std::vector<int32_t>& tokens) {
+    auto backend = ExactBackend(Numerics::kExact).value();
+    auto engine = Engine::Create(root_model_.file.get(), backend.get(), EngineOptions{}).value();
+    return engine->Forward(tokens).value();
+  }
+
+  RealClock clock_;
+  ModelSource root_model_;
+  ModelSource other_model_;
+};
+
+TEST_F(ClusterSetupTest, LocalCopyOrStreamedSlicesComputeTheRootsModel) {
+  const std::vector<int32_t> tokens = {1, 7, 42};
+  const std::vector<float> want = SingleNodeLogits(tokens);
+  // Rank 1 has the root's file, rank 2 another model (same shape), rank 3
+  // nothing.
+  std::vector<bool> streamed;
+  std::vector<float> got;
+  const absl::Status s = testing::RunLocalRanks(4, [&](Transport* t) -> absl::Status {
+    if (t->rank() == 0) {
+      SessionSettings settings;
+      settings.shares = {1, 2, 1, 1};
+      auto backend = ExactBackend(Numerics::kExact).value();
+      ASSIGN_OR_RETURN(RootSession session, StartClusterRoot(root_model_, settings,
+                                                             backend.get(), t, &clock_));
+      streamed = session.streamed;
+      ClusterOptions options;
+      options.clock = &clock_;
+      ClusterRoot root(session.engine.get(), t, options);
+      ASSIGN_OR_RETURN(ClusterStep step, root.ForwardTopK(tokens, 0));
+      got.assign(want.size(), 0.0f);
+      for (const Candidate& c : step.candidates) got[c.id] = c.logit;
+      return root.Stop();
+    }
+    const ModelSource* local = t->rank() == 1 ? &root_model_
+                               : t->rank() == 2 ? &other_model_
+                                                : nullptr;
+    ASSIGN_OR_RETURN(auto session,
+                     JoinClusterSession(t, local, ExactBackend, &clock_, absl::Seconds(30)));
+    EXPECT_EQ(session->streamed, t->rank() != 1);
+    EXPECT_THAT(session->model_name, HasSubstr("root"));
+    return RunClusterWorker(session->engine.get(), t, session->cluster);
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(streamed, (std::vector<bool>{false, false, true, true}));
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0);
+}
+
+TEST_F(ClusterSetupTest, AWorkersFailureReachesTheRootNamingIt) {
+  absl::Status root_status;
+  const absl::Status s = testing::RunLocalRanks(3, [&](Transport* t) -> absl::Status {
+    if (t->rank() == 0) {
+      SessionSettings settings;
+      settings.shares = {1, 1, 1};
+      auto backend = ExactBackend(Numerics::kExact).value();
+      root_status = StartClusterRoot(root_model_, settings, backend.get(), t, &clock_).status();
+      return absl::OkStatus();
+    }
+    WorkerBackendFactory broken = [&](Numerics n) -> absl::StatusOr<std::unique_ptr<Backend>> {
+      if (t->rank() == 2) return absl::ResourceExhaustedError("out of device memory");
+      return ExactBackend(n);
+    };
+    JoinClusterSession(t, &root_model_, broken, &clock_, absl::Seconds(30)).status().IgnoreError();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_FALSE(root_status.ok());
+  EXPECT_THAT(root_status.message(), HasSubstr("rank 2: out of device memory"));
+}
+
+TEST_F(ClusterSetupTest, CorruptedStreamFailsItsHashCheck) {
+  absl::Status worker_status;
+  std::string reported;
+  const absl::Status s = testing::RunLocalRanks(2, [&](Transport* t) -> absl::Status {
+    const absl::Time deadline = clock_.Now() + absl::Seconds(30);
+    if (t->rank() == 1) {
+      worker_status =
+          JoinClusterSession(t, nullptr, ExactBackend, &clock_, absl::Seconds(30)).status();
+      return absl::OkStatus();
+    }
+    // A hand-driven root whose digest does not match the bytes it sent.
+    wire::SessionSetup setup;
+    setup.add_shares(1);
+    setup.add_shares(1);
+    setup.set_max_batch(8);
+    setup.set_numerics("exact");
+    setup.set_wire("exact");
+    setup.set_algorithm("auto");
+    setup.set_timeout_ms(30000);
+    setup.set_model_name("root.gguf");
+    auto send = [&](uint32_t tag, const google::protobuf::MessageLite& m) {
+      const std::string b = m.SerializeAsString();
+      return t->Send(1, tag, std::vector<uint8_t>(b.begin(), b.end()), deadline);
+    };
+    RETURN_IF_ERROR(send(kSetupTag, setup));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> accept, t->Recv(1, kSetupTag, deadline));
+    const GgufFile& file = *root_model_.file;
+    const uint8_t* base = file.tensors()[0].data - file.data_offset() - file.tensors()[0].offset;
+    wire::WeightHeader header;
+    header.set_gguf_header(base, file.data_offset());
+    header.set_file_size(file.file_size());
+    header.set_total_bytes(4);
+    RETURN_IF_ERROR(send(kWeightsTag, header));
+    std::vector<uint8_t> record(12 + 4, 0);
+    const uint64_t offset = file.data_offset();
+    const uint32_t len = 4;
+    std::memcpy(&record[0], &offset, 8);
+    std::memcpy(&record[8], &len, 4);
+    RETURN_IF_ERROR(t->Send(1, kWeightsTag, record, deadline));
+    wire::WeightDone done;
+    done.set_sha256(std::string(32, 'x'));
+    RETURN_IF_ERROR(send(kWeightsTag, done));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> ready, t->Recv(1, kSetupTag, deadline));
+    wire::SessionReady r;
+    r.ParseFromArray(ready.data(), static_cast<int>(ready.size()));
+    reported = r.error();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(worker_status.code(), absl::StatusCode::kDataLoss) << worker_status;
+  EXPECT_THAT(worker_status.message(), HasSubstr("SHA-256"));
+  EXPECT_THAT(reported, HasSubstr("SHA-256"));
+}
+
+TEST_F(ClusterSetupTest, InconsistentSettingsAreRefused) {
+  absl::Status root_status;
+  const absl::Status s = testing::RunLocalRanks(2, [&](Transport* t) -> absl::Status {
+    if (t->rank() == 0) {
+      SessionSettings settings;
+      settings.shares = {1, 1};
+      settings.numerics = Numerics::kExact;
+      settings.wire = WireFormat::kQ8_0;  // exact numerics needs the exact wire
+      auto backend = ExactBackend(Numerics::kExact).value();
+      root_status = StartClusterRoot(root_model_, settings, backend.get(), t, &clock_).status();
+      return absl::OkStatus();
+    }
+    JoinClusterSession(t, &root_model_, ExactBackend, &clock_, absl::Seconds(30))
+        .status()
+        .IgnoreError();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_FALSE(root_status.ok());
+  EXPECT_THAT(root_status.message(), HasSubstr("wire format exact"));
+}
+
+}  // namespace
+}  // namespace shardlm
