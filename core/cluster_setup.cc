@@ -45,13 +45,7 @@ absl::Status WithRank(int rank, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("rank ", rank, ": ", s.message()));
 }
 
-absl::StatusOr<AllReduceAlgorithm> ParseAlgorithm(const std::string& name) {
-  for (AllReduceAlgorithm a :
-       {AllReduceAlgorithm::kAuto, AllReduceAlgorithm::kRing, AllReduceAlgorithm::kDirect}) {
-    if (name == AllReduceAlgorithmName(a)) return a;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown all-reduce algorithm '", name, "'"));
-}
+}  // namespace
 
 ShardedEngineOptions SessionEngineOptions(const SessionSettings& s, Clock* clock) {
   ShardedEngineOptions o;
@@ -63,6 +57,8 @@ ShardedEngineOptions SessionEngineOptions(const SessionSettings& s, Clock* clock
   o.wire = s.wire;
   return o;
 }
+
+namespace {
 
 absl::StatusOr<ShardPlan> PlanFor(const GgufFile& file, const std::vector<int>& shares) {
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
@@ -215,7 +211,7 @@ absl::StatusOr<SessionSettings> SettingsFromWire(const wire::SessionSetup& setup
   s.timeout = absl::Milliseconds(setup.timeout_ms());
   ASSIGN_OR_RETURN(s.numerics, ParseNumerics(setup.numerics()));
   ASSIGN_OR_RETURN(s.wire, ParseWireFormat(setup.wire()));
-  ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(setup.algorithm()));
+  ASSIGN_OR_RETURN(s.algorithm, ParseAllReduceAlgorithm(setup.algorithm()));
   return s;
 }
 

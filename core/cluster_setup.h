@@ -46,6 +46,9 @@ struct SessionSettings {
   absl::Duration timeout = absl::Seconds(60);
 };
 
+// The engine options every rank derives from `settings`.
+ShardedEngineOptions SessionEngineOptions(const SessionSettings& settings, Clock* clock);
+
 // A model file and its identity.
 struct ModelSource {
   std::shared_ptr<const GgufFile> file;

@@ -95,20 +95,10 @@ struct ModelCase {
 
 std::string ModelFile(const ModelCase& c) {
   if (c.real) return testing::ModelPath("stories260K.gguf");
-  SyntheticModelSpec spec;
-  spec.dim = 256;
-  spec.ffn_dim = 512;
-  spec.n_layers = 2;
-  spec.n_heads = 8;
-  spec.n_kv_heads = 4;
-  spec.vocab_size = 300;
-  spec.context_length = 64;
-  spec.type = DType::kQ4_0;
-  spec.seed = 5;
-  const std::string path = testing::TempPath(c.name + ".gguf");
-  const absl::Status s = WriteSyntheticModel(spec, path);
-  EXPECT_TRUE(s.ok()) << s;
-  return path;
+  auto path = testing::WriteSyntheticModelFile(testing::SmallShardedModelSpec(DType::kQ4_0),
+                                               c.name);
+  EXPECT_TRUE(path.ok()) << path.status();
+  return path.ok() ? *path : "";
 }
 
 class ClusterTest : public ::testing::TestWithParam<ModelCase> {

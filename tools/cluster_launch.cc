@@ -51,12 +51,9 @@ absl::StatusOr<WireFormat> WireFromFlags(Numerics numerics) {
 }
 
 absl::StatusOr<AllReduceAlgorithm> AlgorithmFromFlags() {
-  for (AllReduceAlgorithm a :
-       {AllReduceAlgorithm::kAuto, AllReduceAlgorithm::kRing, AllReduceAlgorithm::kDirect}) {
-    if (FLAGS_allreduce == AllReduceAlgorithmName(a)) return a;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--allreduce must be auto, ring or direct, got '", FLAGS_allreduce, "'"));
+  absl::StatusOr<AllReduceAlgorithm> a = ParseAllReduceAlgorithm(FLAGS_allreduce);
+  if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--allreduce: ", a.status().message()));
+  return a;
 }
 
 bool FlagGiven(const char* name) { return !gflags::GetCommandLineFlagInfoOrDie(name).is_default; }
@@ -120,12 +117,7 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
     return absl::InvalidArgumentError(absl::StrCat("cannot split the model over ", shares.size(),
                                                    " nodes: ", plan.status().message()));
   }
-  ShardedEngineOptions engine_options;
-  engine_options.max_seq_len = settings.max_seq_len;
-  engine_options.clock = clock;
-  engine_options.timeout = settings.timeout;
-  engine_options.algorithm = settings.algorithm;
-  engine_options.wire = settings.wire;
+  const ShardedEngineOptions engine_options = SessionEngineOptions(settings, clock);
   ClusterOptions cluster_options;
   cluster_options.clock = clock;
   cluster_options.timeout = settings.timeout;

@@ -367,6 +367,15 @@ const char* AllReduceAlgorithmName(AllReduceAlgorithm algorithm) {
   return "unknown";
 }
 
+absl::StatusOr<AllReduceAlgorithm> ParseAllReduceAlgorithm(absl::string_view name) {
+  for (AllReduceAlgorithm a :
+       {AllReduceAlgorithm::kAuto, AllReduceAlgorithm::kRing, AllReduceAlgorithm::kDirect}) {
+    if (name == AllReduceAlgorithmName(a)) return a;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown all-reduce algorithm '", name, "' (auto, ring or direct)"));
+}
+
 AllReduceAlgorithm ResolveAllReduceAlgorithm(AllReduceAlgorithm algorithm, int world_size,
                                              int64_t bytes) {
   if (algorithm != AllReduceAlgorithm::kAuto) return algorithm;

@@ -51,6 +51,9 @@ inline constexpr int64_t kAutoDirectMaxBytes = 4096;
 
 // "auto", "ring" or "direct".
 const char* AllReduceAlgorithmName(AllReduceAlgorithm algorithm);
+// Parses an AllReduceAlgorithmName; InvalidArgument naming the choices
+// otherwise.
+absl::StatusOr<AllReduceAlgorithm> ParseAllReduceAlgorithm(absl::string_view name);
 
 // The algorithm `algorithm` stands for with `world_size` ranks and a vector
 // of `bytes` bytes (kAuto resolved; the others returned as they are).

@@ -76,6 +76,10 @@ class MeshTest : public ::testing::Test {
     return threads;
   }
 
+  // One whole session of every worker with a root using `secret`: all
+  // ranks all-reduce with `algorithm` and check the sum.
+  void RunSession(const std::string& secret, AllReduceAlgorithm algorithm);
+
   RealClock clock_;
   std::vector<std::unique_ptr<MeshListener>> workers_;
 };
@@ -88,6 +92,16 @@ void CheckAllReduce(Transport& t, AllReduceAlgorithm algorithm, Clock* clock) {
   ASSERT_TRUE(AllReduceSum(t, absl::MakeSpan(data), algorithm, 7, clock->Now() + kTimeout).ok());
   const int64_t ranks = n * (n + 1) / 2;
   for (size_t i = 0; i < data.size(); ++i) ASSERT_EQ(data[i], ranks * static_cast<int64_t>(i + 1));
+}
+
+void MeshTest::RunSession(const std::string& secret, AllReduceAlgorithm algorithm) {
+  auto threads = ServeOnce([this, algorithm](Transport& t) {
+    CheckAllReduce(t, algorithm, &clock_);
+  });
+  auto root = DialCluster(Addresses(), Options(secret));
+  ASSERT_TRUE(root.ok()) << root.status();
+  CheckAllReduce(**root, algorithm, &clock_);
+  for (auto& th : threads) th.join();
 }
 
 TEST_F(MeshTest, FourRanksRunCollectives) {
@@ -131,15 +145,7 @@ TEST_F(MeshTest, LargeMessagesAndSelfSend) {
 
 TEST_F(MeshTest, WorkerServesSessionsOneAfterAnother) {
   StartWorkers(2, "k");
-  for (int session = 0; session < 3; ++session) {
-    auto threads = ServeOnce([this](Transport& t) {
-      CheckAllReduce(t, AllReduceAlgorithm::kRing, &clock_);
-    });
-    auto root = DialCluster(Addresses(), Options("k"));
-    ASSERT_TRUE(root.ok()) << root.status();
-    CheckAllReduce(**root, AllReduceAlgorithm::kRing, &clock_);
-    for (auto& th : threads) th.join();
-  }
+  for (int session = 0; session < 3; ++session) RunSession("k", AllReduceAlgorithm::kRing);
 }
 
 TEST_F(MeshTest, WrongSecretIsRefusedAndTheWorkerStaysUsable) {
@@ -151,13 +157,7 @@ TEST_F(MeshTest, WrongSecretIsRefusedAndTheWorkerStaysUsable) {
   auto none = DialCluster(Addresses(), Options(""));
   ASSERT_FALSE(none.ok());
   EXPECT_THAT(none.status().message(), HasSubstr("--secret-file"));
-  auto threads = ServeOnce([this](Transport& t) {
-    CheckAllReduce(t, AllReduceAlgorithm::kDirect, &clock_);
-  });
-  auto good = DialCluster(Addresses(), Options("right"));
-  ASSERT_TRUE(good.ok()) << good.status();
-  CheckAllReduce(**good, AllReduceAlgorithm::kDirect, &clock_);
-  for (auto& th : threads) th.join();
+  RunSession("right", AllReduceAlgorithm::kDirect);
   EXPECT_GE(workers_[0]->rejected(), 2);
 }
 
@@ -183,13 +183,7 @@ TEST_F(MeshTest, GarbageBytesAndSilentPeersDoNotStopTheListener) {
   // A peer that connects and says nothing.
   auto silent = Connect("127.0.0.1", workers_[0]->port(), clock_.Now() + kTimeout, &clock_);
   ASSERT_TRUE(silent.ok());
-  auto threads = ServeOnce([this](Transport& t) {
-    CheckAllReduce(t, AllReduceAlgorithm::kRing, &clock_);
-  });
-  auto root = DialCluster(Addresses(), Options(""));
-  ASSERT_TRUE(root.ok()) << root.status();
-  CheckAllReduce(**root, AllReduceAlgorithm::kRing, &clock_);
-  for (auto& th : threads) th.join();
+  RunSession("", AllReduceAlgorithm::kRing);
 }
 
 TEST_F(MeshTest, BusyWorkerRefusesASecondRoot) {
@@ -295,13 +289,7 @@ TEST_F(MeshTest, VersionMismatchIsRefusedAndTheWorkerStaysUsable) {
   auto result = DialerHandshake(conn, hs, clock_.Now() + kTimeout);
   ASSERT_FALSE(result.ok());
   EXPECT_THAT(result.status().message(), HasSubstr("protocol version"));
-  auto threads = ServeOnce([this](Transport& t) {
-    CheckAllReduce(t, AllReduceAlgorithm::kRing, &clock_);
-  });
-  auto root = DialCluster(Addresses(), Options(""));
-  ASSERT_TRUE(root.ok()) << root.status();
-  CheckAllReduce(**root, AllReduceAlgorithm::kRing, &clock_);
-  for (auto& th : threads) th.join();
+  RunSession("", AllReduceAlgorithm::kRing);
 }
 
 // A data frame whose checksum does not match, or whose length is beyond the
@@ -363,13 +351,7 @@ TEST_F(MeshTest, RootLeavingDuringSetupFreesTheWorker) {
     EXPECT_THAT(t.status().message(), HasSubstr("left before rank 2 connected"));
     EXPECT_LT(clock_.Now() - start, absl::Seconds(3));
   }
-  auto threads = ServeOnce([this](Transport& t) {
-    CheckAllReduce(t, AllReduceAlgorithm::kRing, &clock_);
-  });
-  auto root = DialCluster(Addresses(), Options(""));
-  ASSERT_TRUE(root.ok()) << root.status();
-  CheckAllReduce(**root, AllReduceAlgorithm::kRing, &clock_);
-  for (auto& th : threads) th.join();
+  RunSession("", AllReduceAlgorithm::kRing);
 }
 
 TEST(HostPortTest, Parses) {
