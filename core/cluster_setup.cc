@@ -264,7 +264,8 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ReceiveWeights(Transport* transp
 // After the setup arrived: everything up to the ready report.
 absl::Status LoadWorker(Transport* transport, const wire::SessionSetup& setup,
                         const ModelSource* local, const WorkerBackendFactory& make_backend,
-                        Clock* clock, WorkerSession* session) {
+                        Clock* clock, const std::function<ShardPlan(const ShardPlan&)>& plan_hook,
+                        WorkerSession* session) {
   ASSIGN_OR_RETURN(const SessionSettings settings,
                    SettingsFromWire(setup, transport->world_size()));
   session->model_name = setup.model_name();
@@ -277,7 +278,8 @@ absl::Status LoadWorker(Transport* transport, const wire::SessionSetup& setup,
     ASSIGN_OR_RETURN(session->file, ReceiveWeights(transport, setup.model_name(), clock,
                                                    settings.timeout));
   }
-  ASSIGN_OR_RETURN(const ShardPlan plan, PlanFor(*session->file, settings.shares));
+  ASSIGN_OR_RETURN(ShardPlan plan, PlanFor(*session->file, settings.shares));
+  if (plan_hook) plan = plan_hook(plan);
   ASSIGN_OR_RETURN(session->backend, make_backend(settings.numerics));
   ASSIGN_OR_RETURN(session->engine,
                    ShardedEngine::Create(session->file.get(), plan, session->backend.get(),
@@ -291,7 +293,8 @@ absl::Status LoadWorker(Transport* transport, const wire::SessionSetup& setup,
 
 absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
     Transport* transport, const ModelSource* local, const WorkerBackendFactory& make_backend,
-    Clock* clock, absl::Duration setup_timeout) {
+    Clock* clock, absl::Duration setup_timeout,
+    const std::function<ShardPlan(const ShardPlan&)>& plan_hook) {
   ASSIGN_OR_RETURN(const wire::SessionSetup setup,
                    RecvProto<wire::SessionSetup>(transport, 0, kSetupTag,
                                                  clock->Now() + setup_timeout, "session setup"));
@@ -299,7 +302,7 @@ absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
   // A failure before the SessionAccept reaches the root in its place: both
   // records carry `error` as field 1, so the root reads it either way.
   const absl::Status loaded = LoadWorker(transport, setup, local, make_backend, clock,
-                                         session.get());
+                                         plan_hook, session.get());
   wire::SessionReady ready;
   if (!loaded.ok()) {
     ready.set_error(std::string(loaded.message()));

@@ -96,9 +96,12 @@ struct WorkerSession {
 // its slices from `local` (may be null; used only when its hash matches the
 // root's) or from the root, and reports ready. `setup_timeout` bounds the
 // wait for the root's first message.
+// `plan_hook` (tests and the simulator only) may alter the plan this
+// worker loads, to inject a sharding bug.
 absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
     Transport* transport, const ModelSource* local, const WorkerBackendFactory& make_backend,
-    Clock* clock, absl::Duration setup_timeout);
+    Clock* clock, absl::Duration setup_timeout,
+    const std::function<ShardPlan(const ShardPlan&)>& plan_hook = nullptr);
 
 }  // namespace shardlm
 

@@ -99,6 +99,15 @@ class ShardPlan {
   // Number of nodes holding KV head `kv_head`.
   int KvHeadHolders(int64_t kv_head) const;
 
+  // This plan with node `shard.node` replaced by `shard`, unchecked: for
+  // tests and the simulator that inject sharding bugs and must see them
+  // caught. Never used on a real run.
+  ShardPlan WithNodeReplacedForTesting(const NodeShard& shard) const {
+    ShardPlan copy = *this;
+    copy.nodes_[shard.node] = shard;
+    return copy;
+  }
+
   // A table: one row per node (q heads, kv heads with replicated ones
   // marked '*', ffn rows, vocab rows, weight MiB, KV KiB/token) and a total.
   std::string ToString() const;

@@ -153,11 +153,12 @@ absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, BenchResult* r
 // The cluster of --nodes/--transport/--workers; records every node's
 // traffic per decode token.
 absl::Status TimeCluster(const GgufFile& file, const std::vector<int>& shares, int64_t needed,
-                         BenchResult* r) {
+                         ClusterProcess* process, BenchResult* r) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   RealClock clock;
   ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
-                   LaunchClusterFromFlags(r->model, file, shares, backend_options, needed, &clock));
+                   LaunchClusterFromFlags(r->model, file, shares, backend_options, needed, &clock,
+                                          process));
   ClusterRoot* root = cluster->root();
   r->backend = cluster->describe();
   r->threads = backend_options.threads;  // 0: all cores (resolved in Bench)
@@ -190,7 +191,7 @@ absl::Status TimeCluster(const GgufFile& file, const std::vector<int>& shares, i
   return absl::OkStatus();
 }
 
-absl::StatusOr<BenchResult> Bench() {
+absl::StatusOr<BenchResult> Bench(ClusterProcess* process) {
   RETURN_IF_ERROR(CheckFlags());
   BenchResult r;
   ASSIGN_OR_RETURN(r.model, ResolveModelPath(ModelFlag()));
@@ -205,9 +206,9 @@ absl::StatusOr<BenchResult> Bench() {
         config.context_length));
   }
   ASSIGN_OR_RETURN(const uint64_t bytes_per_token, WeightBytesPerToken(*file));
-  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags());
+  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags(*process));
   if (shares.size() > 1) {
-    RETURN_IF_ERROR(TimeCluster(*file, shares, needed, &r));
+    RETURN_IF_ERROR(TimeCluster(*file, shares, needed, process, &r));
   } else {
     RETURN_IF_ERROR(TimeSingleNode(*file, needed, &r));
   }
@@ -300,8 +301,11 @@ int RunBench(const std::vector<std::string>& args) {
     return Fail("bench", absl::InvalidArgumentError(absl::StrCat(
                              "unexpected argument '", args[0], "' (use --model PATH)")));
   }
-  absl::StatusOr<BenchResult> result = Bench();
-  if (!result.ok()) return Fail("bench", result.status());
+  absl::StatusOr<std::unique_ptr<ClusterProcess>> process = ClusterProcess::FromFlags();
+  if (!process.ok()) return Fail("bench", process.status());
+  if ((*process)->is_worker()) return (*process)->ServeAsWorker("bench");
+  absl::StatusOr<BenchResult> result = Bench(process->get());
+  if (!result.ok()) return (*process)->Finish("bench", result.status());
   FLAGS_json ? PrintJson(*result) : PrintTable(*result);
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <thread>
 #include <utility>
 
@@ -13,6 +14,7 @@
 #include "core/status_macros.h"
 #include "gflags/gflags.h"
 #include "tools/backend_flags.h"
+#include "tools/cli.h"
 #include "tools/progress.h"
 #include "tools/shared_flags.h"
 #include "transport/collectives.h"
@@ -22,7 +24,8 @@
 
 DEFINE_int32(nodes, 1, "Nodes of the tensor-parallel cluster (1: no cluster)");
 DEFINE_string(transport, "local",
-              "How the nodes talk: local (threads of this process) or tcp (--workers)");
+              "How the nodes talk: local (threads of this process), tcp (--workers) or mpi "
+              "(run under mpirun or srun: every rank runs this command, rank 0 is the root)");
 DEFINE_string(shares, "", "Relative work of each node, e.g. 1,1,2 (implies --nodes)");
 DEFINE_string(workers, "",
               "Worker addresses HOST:PORT,... for --transport tcp (each runs `shardlm worker`); "
@@ -32,6 +35,9 @@ DEFINE_string(wire, "auto",
               "q8_0 (--numerics fast); auto: exact or q8_0 to match --numerics");
 DEFINE_string(allreduce, "auto", "All-reduce algorithm: auto, ring or direct");
 DEFINE_int32(cluster_timeout_s, 60, "Seconds any cluster step may take before it fails");
+DEFINE_bool(local_weights, false,
+            "--transport mpi: every rank reads its own copy of --model (used when its SHA-256 "
+            "equals rank 0's) instead of receiving its slices from rank 0");
 
 namespace shardlm::cli {
 namespace {
@@ -73,21 +79,23 @@ class LocalLaunched : public LaunchedCluster {
   std::unique_ptr<LocalCluster> cluster_;
 };
 
-// Rank 0 of a TCP cluster; the workers are other processes.
-class TcpLaunched : public LaunchedCluster {
+// Rank 0 of a cluster whose workers are other processes (tcp, mpi).
+class RemoteLaunched : public LaunchedCluster {
  public:
-  TcpLaunched(std::unique_ptr<tcp::TcpTransport> transport, std::unique_ptr<Backend> backend,
-              ModelSource model, RootSession session, const ClusterOptions& options)
-      : transport_(std::move(transport)), backend_(std::move(backend)),
-        model_(std::move(model)), session_(std::move(session)),
+  // `shutdown` runs after the root's Stop (tcp: close every connection).
+  RemoteLaunched(std::unique_ptr<Transport> transport, std::function<void()> shutdown,
+                 std::unique_ptr<Backend> backend, ModelSource model, RootSession session,
+                 const ClusterOptions& options)
+      : transport_(std::move(transport)), shutdown_(std::move(shutdown)),
+        backend_(std::move(backend)), model_(std::move(model)), session_(std::move(session)),
         root_(session_.engine.get(), transport_.get(), options) {}
-  ~TcpLaunched() override { Stop().IgnoreError(); }
+  ~RemoteLaunched() override { Stop().IgnoreError(); }
   ClusterRoot* root() override { return &root_; }
   absl::Status Stop() override {
     if (stopped_) return stop_status_;
     stopped_ = true;
     stop_status_ = root_.Stop();
-    transport_->Abort();
+    if (shutdown_) shutdown_();
     return stop_status_;
   }
   void set_describe(std::string d, int nodes) {
@@ -96,7 +104,8 @@ class TcpLaunched : public LaunchedCluster {
   }
 
  private:
-  std::unique_ptr<tcp::TcpTransport> transport_;
+  std::unique_ptr<Transport> transport_;
+  std::function<void()> shutdown_;
   std::unique_ptr<Backend> backend_;
   ModelSource model_;
   RootSession session_;
@@ -104,6 +113,62 @@ class TcpLaunched : public LaunchedCluster {
   bool stopped_ = false;
   absl::Status stop_status_;
 };
+
+// Opens and hashes `path`, showing progress on stderr.
+absl::StatusOr<ModelSource> HashModel(const std::string& path) {
+  ProgressLine progress(absl::StrCat("hashing ", path));
+  absl::StatusOr<ModelSource> model = OpenModelSource(path, [&](uint64_t done, uint64_t total) {
+    progress.Update(done, total);
+  });
+  progress.Clear();
+  return model;
+}
+
+// How the root over a remote transport names rank r ("rank 2 (host:port)").
+using RankName = std::function<std::string(int rank)>;
+
+// Rank 0's side over the connected `transport`: sets up every worker
+// (weights streamed with progress bars) and wraps the session. `over`
+// names the transport in describe(); `shutdown` as for RemoteLaunched.
+absl::StatusOr<std::unique_ptr<LaunchedCluster>> StartRemoteRoot(
+    ModelSource model, std::unique_ptr<Transport> transport, std::function<void()> shutdown,
+    const RankName& rank_name, const std::string& over, const BackendOptions& backend_options,
+    const SessionSettings& settings, RealClock* clock) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(BackendNameFromFlags(), backend_options));
+  const size_t n = settings.shares.size();
+  std::vector<std::unique_ptr<ProgressLine>> bars(n);
+  absl::StatusOr<RootSession> session = StartClusterRoot(
+      model, settings, backend.get(), transport.get(), clock,
+      [&](int rank, uint64_t done, uint64_t total) {
+        auto& bar = bars[rank];
+        if (bar == nullptr) {
+          bar = std::make_unique<ProgressLine>(
+              absl::StrCat("sending weights to ", rank_name(rank)));
+        }
+        bar->Update(done, total);
+        if (done == total) bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ",
+                                                    HumanBytes(total)));
+      });
+  for (auto& bar : bars) {
+    if (bar != nullptr) bar->Clear();
+  }
+  if (!session.ok()) {
+    if (shutdown) shutdown();
+    return session.status();
+  }
+  std::string describe = absl::StrCat(backend->Describe(), " | nodes ", n, " (shares ",
+                                      FormatShares(settings.shares), ") over ", over, ", wire ",
+                                      WireFormatName(settings.wire));
+  ClusterOptions options;
+  options.clock = clock;
+  options.timeout = settings.timeout;
+  auto launched = std::make_unique<RemoteLaunched>(std::move(transport), std::move(shutdown),
+                                                   std::move(backend), std::move(model),
+                                                   *std::move(session), options);
+  launched->set_describe(std::move(describe), static_cast<int>(n));
+  return launched;
+}
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& file,
                                                              const std::vector<int>& shares,
@@ -133,7 +198,6 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,
-                                                           const std::vector<int>& shares,
                                                            const BackendOptions& backend_options,
                                                            const SessionSettings& settings,
                                                            RealClock* clock) {
@@ -145,72 +209,134 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& pa
   if (!SecretFileFlag().empty()) {
     ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
   }
-  ModelSource model;
-  {
-    ProgressLine progress(absl::StrCat("hashing ", path));
-    ASSIGN_OR_RETURN(model, OpenModelSource(path, [&](uint64_t done, uint64_t total) {
-                       progress.Update(done, total);
-                     }));
-    progress.Clear();
-  }
+  ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
   ASSIGN_OR_RETURN(std::unique_ptr<tcp::TcpTransport> transport,
                    tcp::DialCluster(workers, mesh));
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(BackendNameFromFlags(), backend_options));
-  std::vector<std::unique_ptr<ProgressLine>> bars(shares.size());
-  absl::StatusOr<RootSession> session = StartClusterRoot(
-      model, settings, backend.get(), transport.get(), clock,
-      [&](int rank, uint64_t done, uint64_t total) {
-        auto& bar = bars[rank];
-        if (bar == nullptr) {
-          bar = std::make_unique<ProgressLine>(
-              absl::StrCat("sending weights to rank ", rank, " (", workers[rank - 1].host, ":",
-                           workers[rank - 1].port, ")"));
-        }
-        bar->Update(done, total);
-        if (done == total) bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ",
-                                                    HumanBytes(total)));
-      });
-  for (auto& bar : bars) {
-    if (bar != nullptr) bar->Clear();
-  }
-  if (!session.ok()) {
-    transport->Abort();
-    return session.status();
-  }
-  std::string describe = absl::StrCat(backend->Describe(), " | nodes ", shares.size(), " (shares ",
-                                      FormatShares(shares), ") over tcp, wire ",
-                                      WireFormatName(settings.wire));
-  ClusterOptions options;
-  options.clock = clock;
-  options.timeout = settings.timeout;
-  auto launched = std::make_unique<TcpLaunched>(std::move(transport), std::move(backend),
-                                                std::move(model), *std::move(session), options);
-  launched->set_describe(std::move(describe), static_cast<int>(shares.size()));
-  return launched;
+  tcp::TcpTransport* raw = transport.get();
+  return StartRemoteRoot(
+      std::move(model), std::move(transport), [raw] { raw->Abort(); },
+      [&](int r) { return absl::StrCat("rank ", r, " (", workers[r - 1].host, ":",
+                                       workers[r - 1].port, ")"); },
+      "tcp", backend_options, settings, clock);
+}
+
+// Rank 0 of an MPI job; ranks > 0 are in ClusterProcess::ServeAsWorker.
+absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchMpi(const std::string& path,
+                                                           const BackendOptions& backend_options,
+                                                           const SessionSettings& settings,
+                                                           RealClock* clock,
+                                                           mpi::MpiSession* session) {
+  ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
+  ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, session->CreateTransport(clock));
+  return StartRemoteRoot(
+      std::move(model), std::move(transport), nullptr,
+      [](int r) { return absl::StrCat("rank ", r); },
+      absl::StrCat("mpi (", session->thread_level(), ")"), backend_options, settings, clock);
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<int>> ClusterSharesFromFlags() {
-  const bool tcp = FLAGS_transport == "tcp";
+absl::StatusOr<std::unique_ptr<ClusterProcess>> ClusterProcess::FromFlags() {
+  std::unique_ptr<mpi::MpiSession> session;
   if (FLAGS_transport == "mpi") {
-    return absl::UnimplementedError("--transport mpi is not available yet (use local or tcp)");
+    ASSIGN_OR_RETURN(session, mpi::MpiSession::Start());
   }
-  if (!tcp && FLAGS_transport != "local") {
+  return std::unique_ptr<ClusterProcess>(new ClusterProcess(std::move(session)));
+}
+
+int ClusterProcess::Finish(const char* command, const absl::Status& status) {
+  if (status.ok()) return 0;
+  const int code = Fail(command, status);
+  if (mpi_ != nullptr && mpi_->world_size() > 1) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    mpi_->Abort(code);
+  }
+  return code;
+}
+
+absl::Status ClusterProcess::ServeAsWorkerImpl() {
+  ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
+  RealClock clock;
+  std::unique_ptr<ModelSource> local;
+  if (FLAGS_local_weights) {
+    // A copy that is missing or differs from the root's: the root streams.
+    absl::StatusOr<std::string> path = ResolveModelPath(ModelFlag());
+    absl::StatusOr<ModelSource> model =
+        path.ok() ? OpenModelSource(*path) : absl::StatusOr<ModelSource>(path.status());
+    if (model.ok()) {
+      local = std::make_unique<ModelSource>(*std::move(model));
+    } else {
+      std::fprintf(stderr, "shardlm: rank %d: --local-weights: %s; receiving the weights from "
+                   "rank 0\n", mpi_->rank(), std::string(model.status().message()).c_str());
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, mpi_->CreateTransport(&clock));
+  const WorkerBackendFactory make_backend = [&](Numerics numerics) {
+    BackendOptions o = backend_options;
+    o.numerics = numerics;
+    return CreateBackend(BackendNameFromFlags(), o);
+  };
+  // The root hashes the model before its first message.
+  ASSIGN_OR_RETURN(std::unique_ptr<WorkerSession> session,
+                   JoinClusterSession(transport.get(), local.get(), make_backend, &clock,
+                                      absl::Seconds(FLAGS_cluster_timeout_s) +
+                                          absl::Minutes(10)));
+  // A root that stops sending (killed, or hung) ends this worker too.
+  session->cluster.idle_timeout = session->cluster.timeout;
+  return RunClusterWorker(session->engine.get(), transport.get(), session->cluster);
+}
+
+int ClusterProcess::ServeAsWorker(const char* command) {
+  // Flag errors are the root's to report (every rank has the same flags).
+  absl::Status s = ClusterSharesFromFlags(*this).status();
+  if (s.ok()) {
+    s = ServeAsWorkerImpl();
+    if (!s.ok()) Fail(absl::StrCat(command, " rank ", mpi_->rank()), s);
+  }
+  // MPI_Finalize (in ~MpiSession) returns once the root finalises too; a
+  // failing root aborts the job instead.
+  return s.ok() ? 0 : 1;
+}
+
+absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& process) {
+  const bool tcp = FLAGS_transport == "tcp";
+  const bool mpi = FLAGS_transport == "mpi";
+  if (!tcp && !mpi && FLAGS_transport != "local") {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown --transport '", FLAGS_transport, "' (local or tcp)"));
+        absl::StrCat("unknown --transport '", FLAGS_transport, "' (local, tcp or mpi)"));
   }
   if (tcp != !FLAGS_workers.empty()) {
     return absl::InvalidArgumentError(tcp ? "--transport tcp needs --workers HOST:PORT,..."
                                           : "--workers needs --transport tcp");
   }
+  if (FLAGS_local_weights && !mpi) {
+    return absl::InvalidArgumentError(
+        "--local-weights goes with --transport mpi (tcp workers read their own --model)");
+  }
   int nodes = FLAGS_nodes;
+  const char* given_by = nullptr;
   if (tcp) {
     ASSIGN_OR_RETURN(const auto workers, tcp::ParseHostPortList(FLAGS_workers));
     nodes = static_cast<int>(workers.size()) + 1;
+    given_by = "--workers names";
     if (FlagGiven("nodes") && FLAGS_nodes != nodes) {
       return absl::InvalidArgumentError(absl::StrCat("--nodes ", FLAGS_nodes, " but --workers names ",
                                                      nodes - 1, " workers (plus this root)"));
+    }
+  }
+  if (mpi) {
+    if (process.mpi() == nullptr) return absl::InternalError("--transport mpi without MPI");
+    nodes = process.mpi()->world_size();
+    given_by = "the MPI job has";
+    if (nodes < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--transport mpi needs 2 or more MPI ranks, this job has ", nodes,
+          " (start it with mpirun -np N or srun --ntasks N)"));
+    }
+    if (FlagGiven("nodes") && FLAGS_nodes != nodes) {
+      return absl::InvalidArgumentError(absl::StrCat("--nodes ", FLAGS_nodes, " but the MPI job has ",
+                                                     nodes, " ranks (mpirun -np)"));
     }
   }
   if (nodes < 1 || nodes > kMaxPlanNodes) {
@@ -222,17 +348,19 @@ absl::StatusOr<std::vector<int>> ClusterSharesFromFlags() {
   if (!shares.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--shares: ", shares.status().message()));
   }
-  if ((FlagGiven("nodes") || tcp) && static_cast<int>(shares->size()) != nodes) {
-    return absl::InvalidArgumentError(absl::StrCat("--shares ", FLAGS_shares, " gives ",
-                                                   shares->size(), " nodes but the cluster has ",
-                                                   nodes));
+  if ((FlagGiven("nodes") || tcp || mpi) && static_cast<int>(shares->size()) != nodes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--shares ", FLAGS_shares, " gives ", shares->size(), " nodes but ",
+        given_by != nullptr ? given_by : "the cluster has", " ", nodes,
+        mpi ? " ranks (mpirun -np)" : ""));
   }
   return shares;
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
     const std::string& path, const GgufFile& file, const std::vector<int>& shares,
-    BackendOptions backend_options, int64_t max_seq_len, RealClock* clock) {
+    BackendOptions backend_options, int64_t max_seq_len, RealClock* clock,
+    ClusterProcess* process) {
   if (FLAGS_cluster_timeout_s < 1) {
     return absl::InvalidArgumentError("--cluster-timeout-s must be >= 1");
   }
@@ -244,7 +372,13 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
   settings.timeout = absl::Seconds(FLAGS_cluster_timeout_s);
   settings.max_seq_len = max_seq_len;
   if (FLAGS_transport == "tcp") {
-    return LaunchTcp(path, shares, backend_options, settings, clock);
+    return LaunchTcp(path, backend_options, settings, clock);
+  }
+  if (FLAGS_transport == "mpi") {
+    if (process == nullptr || process->mpi() == nullptr || process->is_worker()) {
+      return absl::InternalError("--transport mpi: launching from a process that is not rank 0");
+    }
+    return LaunchMpi(path, backend_options, settings, clock, process->mpi());
   }
   // The local nodes share this machine's cores (--threads 0: all of them).
   const int n = static_cast<int>(shares.size());

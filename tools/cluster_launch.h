@@ -1,12 +1,15 @@
 // Starting the tensor-parallel cluster a command asked for on its flags:
-// --nodes N [--shares S] --transport local (threads of this process), or
+// --nodes N [--shares S] --transport local (threads of this process),
 // --transport tcp --workers H:P,... [--secret-file F] (`shardlm worker`
-// processes), with --wire and --allreduce. Used by generate and bench.
+// processes), or --transport mpi (every rank of an mpirun/srun job runs the
+// same command: rank 0 is the root, the others serve it), with --wire and
+// --allreduce. Used by generate and bench.
 #ifndef SHARDLM_TOOLS_CLUSTER_LAUNCH_H_
 #define SHARDLM_TOOLS_CLUSTER_LAUNCH_H_
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,6 +18,7 @@
 #include "core/clock.h"
 #include "core/cluster_session.h"
 #include "core/gguf.h"
+#include "transport/mpi/mpi_session.h"
 
 namespace shardlm::cli {
 
@@ -37,18 +41,54 @@ class LaunchedCluster {
   int nodes_ = 1;
 };
 
+// This process's part in the cluster the flags ask for. A command creates
+// it first and destroys it last: under --transport mpi it owns MPI and tells
+// the root (rank 0) from the workers (ranks > 0); otherwise this process is
+// the root and the object does nothing.
+class ClusterProcess {
+ public:
+  // Starts MPI when --transport mpi (Unimplemented in builds without MPI).
+  static absl::StatusOr<std::unique_ptr<ClusterProcess>> FromFlags();
+
+  // True on ranks > 0 of an MPI job: the command must call ServeAsWorker
+  // and return its exit code, and do nothing else (no output).
+  bool is_worker() const { return mpi_ != nullptr && mpi_->rank() > 0; }
+  // MPI, or null unless --transport mpi.
+  mpi::MpiSession* mpi() const { return mpi_.get(); }
+
+  // A worker's whole run: joins rank 0's session (weights streamed by the
+  // root, or read from this rank's --model with --local-weights), serves its
+  // forward passes until it stops, and returns the exit code. Errors go to
+  // stderr as one line naming `command` and this rank.
+  int ServeAsWorker(const char* command);
+
+  // The root's exit code for `status`, printed like Fail when not OK. Under
+  // MPI a failure ends the whole job (MPI_Abort) so that no rank is left
+  // waiting; this does not return then.
+  int Finish(const char* command, const absl::Status& status);
+
+ private:
+  explicit ClusterProcess(std::unique_ptr<mpi::MpiSession> mpi) : mpi_(std::move(mpi)) {}
+  absl::Status ServeAsWorkerImpl();
+
+  std::unique_ptr<mpi::MpiSession> mpi_;
+};
+
 // The share vector the flags ask for (one entry: no cluster). Checks the
-// flags against each other: --shares vs --nodes vs --workers, --transport.
-absl::StatusOr<std::vector<int>> ClusterSharesFromFlags();
+// flags against each other and against `process`: --shares vs --nodes vs
+// --workers vs the MPI world size, --transport, --local-weights.
+absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& process);
 
 // Starts the cluster of `shares` (more than one) for the model at `path`
 // (already opened as `file`, which must outlive the cluster), with a KV
-// cache of `max_seq_len` tokens (0: the model's, capped). Each local
-// node gets backend_options.threads / nodes threads; TCP workers use their
-// own --threads. Progress of hashing and weight streaming goes to stderr.
+// cache of `max_seq_len` tokens (0: the model's, capped), on the root of
+// `process`. Each local node gets backend_options.threads / nodes threads;
+// TCP workers use their own --threads, MPI ranks the same flags as the
+// root. Progress of hashing and weight streaming goes to stderr.
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
     const std::string& path, const GgufFile& file, const std::vector<int>& shares,
-    BackendOptions backend_options, int64_t max_seq_len, RealClock* clock);
+    BackendOptions backend_options, int64_t max_seq_len, RealClock* clock,
+    ClusterProcess* process);
 
 // Prints, per node, per token since `before` (both from CollectStats):
 // compute ms, sync ms, bytes sent and received.

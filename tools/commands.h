@@ -21,6 +21,8 @@ int RunMakeModel(const std::vector<std::string>& args);
 int RunBench(const std::vector<std::string>& args);
 // worker: serve root sessions over TCP (tools/worker_command.cc).
 int RunWorker(const std::vector<std::string>& args);
+// sim: run a simulation scenario (tools/sim_command.cc).
+int RunSim(const std::vector<std::string>& args);
 
 }  // namespace shardlm::cli
 

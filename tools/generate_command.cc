@@ -1,6 +1,8 @@
 // `shardlm generate`: prompt in, text out (stdout: prompt + generated text),
-// on one node, on N in-process nodes (--nodes N --transport local) or on a
-// TCP cluster of `shardlm worker` processes (--transport tcp --workers ...).
+// on one node, on N in-process nodes (--nodes N --transport local), on a
+// TCP cluster of `shardlm worker` processes (--transport tcp --workers ...)
+// or on the ranks of an MPI job (mpirun -np N shardlm generate --transport
+// mpi: rank 0 prints, the others serve it silently).
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -121,10 +123,12 @@ absl::Status RunSingleNode(const GgufFile& file, const Tokenizer& tokenizer,
 
 absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
                         const SamplerOptions& sampling, const std::vector<int>& shares,
-                        const std::string& path, RealClock* clock, absl::Time load_start) {
+                        const std::string& path, RealClock* clock, absl::Time load_start,
+                        ClusterProcess* process) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
-                   LaunchClusterFromFlags(path, file, shares, backend_options, FLAGS_ctx, clock));
+                   LaunchClusterFromFlags(path, file, shares, backend_options, FLAGS_ctx, clock,
+                                          process));
   ClusterRoot* root = cluster->root();
   Target target;
   target.config = &root->engine()->config();
@@ -161,12 +165,12 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
   return stopped;
 }
 
-absl::Status RunGenerateImpl() {
+absl::Status RunGenerateImpl(ClusterProcess* process) {
   if (FLAGS_steps < 0) return absl::InvalidArgumentError("--steps must be >= 0");
   if (FLAGS_ctx < 0) return absl::InvalidArgumentError("--ctx must be >= 0");
   const SamplerOptions sampling{FLAGS_temperature, FLAGS_top_p, SeedFlag(), FLAGS_top_k};
   RETURN_IF_ERROR(ValidateSamplerOptions(sampling));
-  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags());
+  ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags(*process));
   ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(ModelFlag()));
 
   RealClock clock;
@@ -176,7 +180,7 @@ absl::Status RunGenerateImpl() {
   if (shares.size() == 1) {
     return RunSingleNode(*file, *tokenizer, sampling, path, &clock, load_start);
   }
-  return RunCluster(*file, *tokenizer, sampling, shares, path, &clock, load_start);
+  return RunCluster(*file, *tokenizer, sampling, shares, path, &clock, load_start, process);
 }
 
 }  // namespace
@@ -186,8 +190,10 @@ int RunGenerate(const std::vector<std::string>& args) {
     return Fail("generate", absl::InvalidArgumentError(absl::StrCat(
                                 "unexpected argument '", args[0], "' (use --prompt TEXT)")));
   }
-  absl::Status s = RunGenerateImpl();
-  return s.ok() ? 0 : Fail("generate", s);
+  absl::StatusOr<std::unique_ptr<ClusterProcess>> process = ClusterProcess::FromFlags();
+  if (!process.ok()) return Fail("generate", process.status());
+  if ((*process)->is_worker()) return (*process)->ServeAsWorker("generate");
+  return (*process)->Finish("generate", RunGenerateImpl(process->get()));
 }
 
 }  // namespace shardlm::cli

@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
        {"tools/worker_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
         shardlm::cli::kSecretFileFlagFile},
        &shardlm::cli::RunWorker},
+      {"sim", "--scenario FILE [--seed N | --seeds A:B] [--check-determinism] [--trace F] ...",
+       "Run a cluster scenario with faults on the deterministic simulator.",
+       {"tools/sim_command.cc", shardlm::cli::kSeedFlagFile}, &shardlm::cli::RunSim},
   };
   return shardlm::cli::Main(argc, argv, commands);
 }

@@ -14,6 +14,16 @@ float DotF32(const float* a, const float* b, int64_t n);
 // y += a * x
 void Axpy(float a, const float* x, float* y, int64_t n);
 
+// One query head `q` (hd floats) attending to positions t in [0, len):
+// scores[t] = DotF32(q, k + t * stride, hd) * scale, softmax with
+// std::exp in order t, out = sum over t (in order) of
+// Axpy(p_t, v + t * stride), starting from zeros. Bit for bit that
+// definition on every CPU (the AVX2 form vectorizes across the 8 lanes of
+// DotF32 and across out, with the same roundings). `scores` holds len
+// floats.
+void AttendHead(const float* q, const float* k, const float* v, int64_t stride, int64_t len,
+                int64_t hd, float scale, float* scores, float* out);
+
 }  // namespace shardlm::cpu
 
 #endif  // SHARDLM_BACKENDS_CPU_CPU_KERNELS_H_

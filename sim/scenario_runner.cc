@@ -1,0 +1,334 @@
+#include "sim/scenario_runner.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backends/cpu/cpu_backend.h"
+#include "core/cluster_session.h"
+#include "core/engine.h"
+#include "core/generator.h"
+#include "core/model_config.h"
+#include "core/model_presets.h"
+#include "core/synthetic_model.h"
+#include "core/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "sim/fault_schedule.h"
+#include "sim/simulator.h"
+
+namespace shardlm::sim {
+namespace {
+
+// Collects the first text-format parse error.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error.empty()) error = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+  }
+  std::string error;
+};
+
+absl::StatusOr<std::unique_ptr<Backend>> OneThreadExact(Numerics numerics) {
+  BackendOptions o;
+  o.threads = 1;
+  o.numerics = numerics;
+  return CpuBackend::Create(o);
+}
+
+bool FileExists(const std::string& path) { return std::ifstream(path).good(); }
+
+// The scenario's model file: `path` relative to the scenario, then under
+// ../shared/models; or the preset written to a temporary file.
+absl::StatusOr<std::string> ResolveModel(const Model& model, const std::string& dir) {
+  if (!model.path().empty()) {
+    for (const std::string& c : {absl::StrCat(dir, "/", model.path()), model.path(),
+                                 absl::StrCat("../shared/models/", model.path())}) {
+      if (FileExists(c)) return c;
+    }
+    return absl::NotFoundError(absl::StrCat("model ", model.path(), " not found next to the "
+                                            "scenario, here or in ../shared/models"));
+  }
+  ASSIGN_OR_RETURN(const ModelPreset preset, FindModelPreset(model.preset()));
+  SyntheticModelSpec spec = preset.spec;
+  if (!model.type().empty()) {
+    ASSIGN_OR_RETURN(spec.type, ParseDType(model.type()));
+  }
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path = absl::StrCat(tmp ? tmp : "/tmp", "/shardlm-sim-", model.preset(), "-",
+                                        DTypeName(spec.type), ".gguf");
+  RETURN_IF_ERROR(WriteSyntheticModel(spec, path));
+  return path;
+}
+
+// Greedy tokens of `prompt` on one node: the reference every completed
+// request must equal in exact numerics.
+absl::StatusOr<std::vector<int32_t>> SingleNodeTokens(const GgufFile& file,
+                                                      const std::vector<int32_t>& prompt,
+                                                      int64_t steps, int32_t eos) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, OneThreadExact(Numerics::kExact));
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                   Engine::Create(&file, backend.get(), EngineOptions{}));
+  Sampler sampler(SamplerOptions{0.0, 1.0, 1, 1});
+  ManualClock clock;
+  std::vector<int32_t> out;
+  RETURN_IF_ERROR(Generate(engine.get(), &sampler, prompt, steps, eos, &clock, [&](int32_t id) {
+                    out.push_back(id);
+                    return absl::OkStatus();
+                  }).status());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::string& source) {
+  Scenario scenario;
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &scenario)) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", errors.error));
+  }
+  const Cluster& c = scenario.cluster();
+  if (c.nodes() < 1 || c.nodes() > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": cluster.nodes must be in [1, 64]"));
+  }
+  if (c.shares_size() != 0 && c.shares_size() != c.nodes()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", c.shares_size(), " shares for ", c.nodes(), " nodes"));
+  }
+  if (scenario.requests().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": no requests"));
+  }
+  if (scenario.model().path().empty() == scenario.model().preset().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": give model.path or model.preset"));
+  }
+  for (const Fault& f : scenario.faults()) {
+    if (f.node() < 0 || f.node() >= c.nodes() || f.peer() < 0 || f.peer() >= c.nodes()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": fault ", Fault::Kind_Name(f.kind()), " names a node outside "
+                       "the cluster"));
+    }
+  }
+  return scenario;
+}
+
+absl::StatusOr<Scenario> LoadScenario(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read scenario ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseScenario(ss.str(), path);
+}
+
+absl::StatusOr<std::unique_ptr<ScenarioRunner>> ScenarioRunner::Create(
+    const Scenario& scenario, const std::string& scenario_dir) {
+  std::unique_ptr<ScenarioRunner> r(new ScenarioRunner());
+  r->scenario_ = scenario;
+  ASSIGN_OR_RETURN(const std::string path, ResolveModel(scenario.model(), scenario_dir));
+  ASSIGN_OR_RETURN(r->model_, OpenModelSource(path));
+  ASSIGN_OR_RETURN(r->tokenizer_, Tokenizer::FromGguf(*r->model_.file));
+  for (const Request& q : scenario.requests()) {
+    r->prompts_.push_back(r->tokenizer_->Encode(q.prompt(), /*add_bos=*/true));
+    ASSIGN_OR_RETURN(std::vector<int32_t> ref,
+                     SingleNodeTokens(*r->model_.file, r->prompts_.back(), q.steps(),
+                                      r->tokenizer_->eos_id()));
+    r->reference_.push_back(std::move(ref));
+  }
+  const Cluster& c = scenario.cluster();
+  r->shares_ = c.shares().empty() ? std::vector<int>(c.nodes(), 1)
+                                  : std::vector<int>(c.shares().begin(), c.shares().end());
+  ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(*r->model_.file));
+  ASSIGN_OR_RETURN(const PlanWeightInfo info, PlanWeightInfo::FromGguf(*r->model_.file));
+  const absl::Status plan = ShardPlan::Create(config, r->shares_, info).status();
+  if (!plan.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(scenario.name(), ": ", plan.message()));
+  }
+  return r;
+}
+
+// What the simulated nodes leave behind for the invariants.
+struct ScenarioRunner::RunState {
+  std::vector<RequestOutcome> outcomes;
+  std::vector<bool> loaded;            // per node: its engine was built
+  std::vector<NodeShard> shards;       // per node: the slices it loaded
+  std::string root_error;              // first error the root saw
+  absl::Time root_done = SimEpoch();   // when the root's code returned
+};
+
+namespace {
+
+// Every q head, FFN row and vocabulary row is held by exactly one node.
+void CheckCoverage(const ScenarioRunner::RunState& state, const LlamaConfig& config,
+                   std::vector<std::string>* violations) {
+  if (std::find(state.loaded.begin(), state.loaded.end(), false) != state.loaded.end()) return;
+  struct Part {
+    const char* what;
+    int64_t total;
+    int64_t NodeShard::*begin;
+    int64_t NodeShard::*end;
+  };
+  const Part parts[] = {{"query heads", config.n_heads, &NodeShard::q_head_begin,
+                         &NodeShard::q_head_end},
+                        {"FFN rows", config.ffn_dim, &NodeShard::ffn_begin, &NodeShard::ffn_end},
+                        {"vocabulary rows", config.vocab_size, &NodeShard::vocab_begin,
+                         &NodeShard::vocab_end}};
+  for (const Part& p : parts) {
+    std::vector<int> owners(p.total, 0);
+    for (const NodeShard& s : state.shards) {
+      for (int64_t i = std::max<int64_t>(0, s.*p.begin); i < std::min(p.total, s.*p.end); ++i) {
+        ++owners[i];
+      }
+    }
+    for (int64_t i = 0; i < p.total; ++i) {
+      if (owners[i] != 1) {
+        violations->push_back(absl::StrCat(p.what, " ", i, " held by ", owners[i],
+                                           " nodes (must be exactly 1)"));
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) const {
+  const Cluster& c = scenario_.cluster();
+  const int n = c.nodes();
+  Simulator sim;
+  SimClock clock(&sim);
+  LinkModel link;
+  if (c.link().latency_us() > 0) link.latency = absl::Microseconds(c.link().latency_us());
+  if (c.link().bandwidth_gbps() > 0) link.bytes_per_second = c.link().bandwidth_gbps() * 1.25e8;
+  link.jitter = absl::Nanoseconds(static_cast<int64_t>(c.link().jitter_us() * 1e3));
+  SimNetwork net(&sim, n, link, options.seed);
+  if (options.observer) net.set_observer(options.observer);
+
+  SessionSettings settings;
+  settings.shares = shares_;
+  settings.timeout = absl::Microseconds(
+      static_cast<int64_t>((c.timeout_ms() > 0 ? c.timeout_ms() : 2000) * 1e3));
+  RunState state;
+  state.outcomes.resize(prompts_.size());
+  state.loaded.assign(n, false);
+  state.shards.resize(n);
+  std::vector<std::unique_ptr<Transport>> transports(n);
+  std::vector<int> pids(n, -1);
+
+  // A node whose code returns closes its connections, as a process exiting.
+  auto root_body = [&] {
+    RunRoot(settings, transports[0].get(), &clock, &state);
+    state.root_done = sim.Now();
+    net.Close(0);
+  };
+  const std::function<ShardPlan(const ShardPlan&)> plan_bug = [](const ShardPlan& plan) {
+    NodeShard s = plan.nodes()[1];
+    s.ffn_begin += 1;  // the off-by-one: row ffn_begin is held by nobody
+    return plan.WithNodeReplacedForTesting(s);
+  };
+  auto worker_body = [&](int node) {
+    auto session = JoinClusterSession(transports[node].get(), &model_, OneThreadExact, &clock,
+                                      settings.timeout,
+                                      options.inject_plan_bug && node == 1 ? plan_bug : nullptr);
+    if (session.ok()) {
+      state.loaded[node] = true;
+      state.shards[node] = (*session)->engine->shard();
+      RunClusterWorker((*session)->engine.get(), transports[node].get(), (*session)->cluster)
+          .IgnoreError();
+    }
+    net.Close(node);
+  };
+  auto spawn = [&](int node) {
+    const int pid = node == 0 ? sim.Spawn("root", root_body)
+                              : sim.Spawn(absl::StrCat("worker", node),
+                                          [&, node] { worker_body(node); });
+    transports[node] = net.Attach(node, pid);
+    return pid;
+  };
+  for (int node = 0; node < n; ++node) pids[node] = spawn(node);
+  const std::vector<Fault> faults = DrawFaults(scenario_, options.seed);
+  ScheduleFaults(faults, &sim, &net, FaultTargets{&pids, spawn});
+  sim.Run(SimEpoch() + absl::Hours(1));
+  return Report(options, sim, net, faults, state);
+}
+
+void ScenarioRunner::RunRoot(const SessionSettings& settings, Transport* transport, Clock* clock,
+                             RunState* state) const {
+  auto fail_from = [&](size_t first, const std::string& why) {
+    for (size_t i = first; i < state->outcomes.size(); ++i) {
+      if (state->outcomes[i].error.empty()) state->outcomes[i].error = why;
+    }
+    if (state->root_error.empty()) state->root_error = why;
+  };
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OneThreadExact(Numerics::kExact);
+  if (!backend.ok()) return fail_from(0, std::string(backend.status().message()));
+  absl::StatusOr<RootSession> session =
+      StartClusterRoot(model_, settings, backend->get(), transport, clock);
+  if (!session.ok()) {
+    return fail_from(0, absl::StrCat("session setup failed: ", session.status().message()));
+  }
+  state->loaded[0] = true;
+  state->shards[0] = session->engine->shard();
+  ClusterOptions options;
+  options.clock = clock;
+  options.timeout = settings.timeout;
+  ClusterRoot root(session->engine.get(), transport, options);
+  Sampler greedy(SamplerOptions{0.0, 1.0, 1, 1});
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    RequestOutcome& out = state->outcomes[i];
+    absl::Status s = i == 0 ? absl::OkStatus() : root.Reset();
+    if (s.ok()) {
+      s = GenerateDistributed(&root, &greedy, prompts_[i], scenario_.requests(i).steps(),
+                              tokenizer_->eos_id(), clock, [&](int32_t id) {
+                                out.tokens.push_back(id);
+                                return absl::OkStatus();
+                              })
+              .status();
+    }
+    if (!s.ok()) {
+      out.error = std::string(s.message());
+      fail_from(i + 1, absl::StrCat("not run: the cluster failed: ", s.message()));
+      return;
+    }
+    out.completed = true;
+    out.text = tokenizer_->Decode(out.tokens);
+  }
+  root.Stop().IgnoreError();
+}
+
+SimRunReport ScenarioRunner::Report(const SimRunOptions& options, const Simulator& sim,
+                                    const SimNetwork& net, const std::vector<Fault>& faults,
+                                    const RunState& state) const {
+  SimRunReport r;
+  r.seed = options.seed;
+  r.requests = state.outcomes;
+  for (const Fault& f : faults) r.faults.push_back(DescribeFault(f));
+  r.events = sim.events();
+  r.virtual_time = state.root_done - SimEpoch();
+  r.trace_hash = net.trace_hash();
+  for (const NetEvent& e : net.events()) r.messages += e.kind == "send";
+  bool node_killed = false;
+  for (const Fault& f : faults) node_killed |= KillsANode(f.kind());
+  for (size_t i = 0; i < r.requests.size(); ++i) {
+    const RequestOutcome& q = r.requests[i];
+    if (!q.completed && q.error.empty()) {
+      r.violations.push_back(absl::StrCat("request ", i, " was lost (no result, no reason)"));
+    }
+    if (q.completed && q.tokens != reference_[i]) {
+      r.violations.push_back(absl::StrCat("request ", i,
+                                          " differs from the single-node reference text"));
+    }
+    if (!q.completed && scenario_.expect_all_complete() && !node_killed) {
+      r.violations.push_back(absl::StrCat("request ", i, " failed without a node-killing fault: ",
+                                          q.error));
+    }
+  }
+  absl::StatusOr<LlamaConfig> config = LlamaConfigFromGguf(*model_.file);
+  if (config.ok()) CheckCoverage(state, *config, &r.violations);
+  return r;
+}
+
+}  // namespace shardlm::sim
