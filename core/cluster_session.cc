@@ -64,25 +64,6 @@ NodeTraffic Traffic(const ShardedEngine& engine, absl::Duration forward_time,
   return t;
 }
 
-// A cluster root as a TokenStepper for Generate.
-class ClusterStepper : public TokenStepper {
- public:
-  explicit ClusterStepper(ClusterRoot* root) : root_(root) {}
-  int64_t position() const override { return root_->engine()->position(); }
-  int64_t max_seq_len() const override { return root_->engine()->max_seq_len(); }
-  absl::StatusOr<int32_t> Step(absl::Span<const int32_t> tokens, Sampler* sampler) override {
-    if (sampler->greedy()) {
-      ASSIGN_OR_RETURN(const ShardedLogits logits, root_->Forward(tokens));
-      return logits.greedy.back();
-    }
-    ASSIGN_OR_RETURN(const ClusterStep step, root_->ForwardTopK(tokens, sampler->options().top_k));
-    return sampler->SampleCandidates(step.candidates);
-  }
-
- private:
-  ClusterRoot* root_;
-};
-
 }  // namespace
 
 absl::StatusOr<ShardedLogits> ClusterRoot::Forward(absl::Span<const int32_t> tokens,
@@ -263,6 +244,19 @@ absl::Status RunClusterWorker(ShardedEngine* engine, Transport* transport,
             absl::StrCat("cluster worker: unknown command ", static_cast<int>(command.op())));
     }
   }
+}
+
+int64_t ClusterStepper::position() const { return root_->engine()->position(); }
+
+int64_t ClusterStepper::max_seq_len() const { return root_->engine()->max_seq_len(); }
+
+absl::StatusOr<int32_t> ClusterStepper::Step(absl::Span<const int32_t> tokens, Sampler* sampler) {
+  if (sampler->greedy()) {
+    ASSIGN_OR_RETURN(const ShardedLogits logits, root_->Forward(tokens));
+    return logits.greedy.back();
+  }
+  ASSIGN_OR_RETURN(const ClusterStep step, root_->ForwardTopK(tokens, sampler->options().top_k));
+  return sampler->SampleCandidates(step.candidates);
 }
 
 absl::StatusOr<GenerationStats> GenerateDistributed(

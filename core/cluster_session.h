@@ -99,6 +99,19 @@ class ClusterRoot {
   int64_t forward_tokens_ = 0;
 };
 
+// A cluster root as a TokenStepper for Generate: greedy uses the engines'
+// global greedy choice, sampling draws from the merged top-k candidates.
+class ClusterStepper : public TokenStepper {
+ public:
+  explicit ClusterStepper(ClusterRoot* root) : root_(root) {}
+  int64_t position() const override;
+  int64_t max_seq_len() const override;
+  absl::StatusOr<int32_t> Step(absl::Span<const int32_t> tokens, Sampler* sampler) override;
+
+ private:
+  ClusterRoot* root_;
+};
+
 // A worker's side: runs the root's commands on `engine` (of rank
 // transport->rank() > 0) until STOP (returns OK) or an error (returned; see
 // the failure contract above).

@@ -96,6 +96,8 @@ const std::vector<ModelPreset>& ModelPresets() {
   static const auto* presets = new std::vector<ModelPreset>{
       {"tiny", "64-wide, 2 layers: fast tests",
        Spec("tiny", 64, 192, 2, 8, 4, 512, 10000.0f, 256)},
+      {"small", "256-wide, 2 layers, 32-wide heads: quantized models on up to 8 nodes",
+       Spec("small", 256, 512, 2, 8, 4, 512, 10000.0f, 256)},
       {"llama3-1b", "Llama 3.2 1B shapes, tied embeddings",
        Spec("llama3-1b", 2048, 8192, 16, 32, 8, 128256, 500000.0f, 8192, /*tied=*/true)},
       {"llama2-7b", "Llama 2 7B shapes", Spec("llama2-7b", 4096, 11008, 32, 32, 32, 32000,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -18,6 +19,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "sim/fault_schedule.h"
+#include "sim/sim_session.h"
 #include "sim/simulator.h"
 
 namespace shardlm::sim {
@@ -153,8 +155,11 @@ absl::StatusOr<std::unique_ptr<ScenarioRunner>> ScenarioRunner::Create(
 // What the simulated nodes leave behind for the invariants.
 struct ScenarioRunner::RunState {
   std::vector<RequestOutcome> outcomes;
-  std::vector<bool> loaded;            // per node: its engine was built
-  std::vector<NodeShard> shards;       // per node: the slices it loaded
+  // Per session (epoch; 0 without recovery): its size and the slices each
+  // node loaded, by node.
+  std::map<int32_t, int> session_size;
+  std::map<int32_t, std::map<int, NodeShard>> shards;
+  std::vector<RecoveryEvent> recoveries;
   std::string root_error;              // first error the root saw
   absl::Time root_done = SimEpoch();   // when the root's code returned
 };
@@ -162,9 +167,8 @@ struct ScenarioRunner::RunState {
 namespace {
 
 // Every q head, FFN row and vocabulary row is held by exactly one node.
-void CheckCoverage(const ScenarioRunner::RunState& state, const LlamaConfig& config,
+void CheckCoverage(const std::map<int, NodeShard>& shards, const LlamaConfig& config,
                    std::vector<std::string>* violations) {
-  if (std::find(state.loaded.begin(), state.loaded.end(), false) != state.loaded.end()) return;
   struct Part {
     const char* what;
     int64_t total;
@@ -178,7 +182,7 @@ void CheckCoverage(const ScenarioRunner::RunState& state, const LlamaConfig& con
                          &NodeShard::vocab_end}};
   for (const Part& p : parts) {
     std::vector<int> owners(p.total, 0);
-    for (const NodeShard& s : state.shards) {
+    for (const auto& [node, s] : shards) {
       for (int64_t i = std::max<int64_t>(0, s.*p.begin); i < std::min(p.total, s.*p.end); ++i) {
         ++owners[i];
       }
@@ -213,14 +217,17 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
       static_cast<int64_t>((c.timeout_ms() > 0 ? c.timeout_ms() : 2000) * 1e3));
   RunState state;
   state.outcomes.resize(prompts_.size());
-  state.loaded.assign(n, false);
-  state.shards.resize(n);
+  state.session_size[0] = n;
   std::vector<std::unique_ptr<Transport>> transports(n);
   std::vector<int> pids(n, -1);
 
   // A node whose code returns closes its connections, as a process exiting.
   auto root_body = [&] {
-    RunRoot(settings, transports[0].get(), &clock, &state);
+    if (scenario_.recover()) {
+      RunRecoveringRoot(settings, &net, transports[0].get(), &clock, &state);
+    } else {
+      RunRoot(settings, transports[0].get(), &clock, &state);
+    }
     state.root_done = sim.Now();
     net.Close(0);
   };
@@ -230,12 +237,20 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
     return plan.WithNodeReplacedForTesting(s);
   };
   auto worker_body = [&](int node) {
+    if (scenario_.recover()) {
+      RunSimWorker(transports[node].get(), &model_, OneThreadExact, &clock, settings.timeout,
+                   options.inject_plan_bug && node == 1 ? plan_bug : nullptr,
+                   [&state, node](int32_t epoch, const NodeShard& shard) {
+                     state.shards[epoch][node] = shard;
+                   });
+      net.Close(node);
+      return;
+    }
     auto session = JoinClusterSession(transports[node].get(), &model_, OneThreadExact, &clock,
                                       settings.timeout,
                                       options.inject_plan_bug && node == 1 ? plan_bug : nullptr);
     if (session.ok()) {
-      state.loaded[node] = true;
-      state.shards[node] = (*session)->engine->shard();
+      state.shards[0][node] = (*session)->engine->shard();
       RunClusterWorker((*session)->engine.get(), transports[node].get(), (*session)->cluster)
           .IgnoreError();
     }
@@ -270,8 +285,7 @@ void ScenarioRunner::RunRoot(const SessionSettings& settings, Transport* transpo
   if (!session.ok()) {
     return fail_from(0, absl::StrCat("session setup failed: ", session.status().message()));
   }
-  state->loaded[0] = true;
-  state->shards[0] = session->engine->shard();
+  state->shards[0][0] = session->engine->shard();
   ClusterOptions options;
   options.clock = clock;
   options.timeout = settings.timeout;
@@ -299,6 +313,50 @@ void ScenarioRunner::RunRoot(const SessionSettings& settings, Transport* transpo
   root.Stop().IgnoreError();
 }
 
+void ScenarioRunner::RunRecoveringRoot(const SessionSettings& settings, SimNetwork* net,
+                                       Transport* transport, Clock* clock,
+                                       RunState* state) const {
+  absl::StatusOr<std::unique_ptr<Backend>> backend = OneThreadExact(Numerics::kExact);
+  SimSessionConfig config;
+  config.net = net;
+  config.root_transport = transport;
+  config.clock = clock;
+  config.model = &model_;
+  config.backend = backend.ok() ? backend->get() : nullptr;
+  config.settings = settings;
+  config.probe_timeout = settings.timeout;
+  config.on_session = [state](int32_t epoch, const std::vector<int>& nodes,
+                              const NodeShard& root) {
+    state->session_size[epoch] = static_cast<int>(nodes.size());
+    state->shards[epoch][0] = root;
+  };
+  RecoveringCluster cluster(SimSessionFactory(config), clock, /*max_recoveries=*/32,
+                            [state](const RecoveryEvent& e) { state->recoveries.push_back(e); });
+  absl::Status s = backend.ok() ? cluster.Start() : backend.status();
+  Sampler greedy(SamplerOptions{0.0, 1.0, 1, 1});
+  for (size_t i = 0; i < prompts_.size() && s.ok(); ++i) {
+    RequestOutcome& out = state->outcomes[i];
+    s = i == 0 ? absl::OkStatus() : cluster.Reset();
+    if (s.ok()) {
+      s = Generate(&cluster, &greedy, prompts_[i], scenario_.requests(i).steps(),
+                   tokenizer_->eos_id(), clock, [&](int32_t id) {
+                     out.tokens.push_back(id);
+                     return absl::OkStatus();
+                   })
+              .status();
+    }
+    if (s.ok()) {
+      out.completed = true;
+      out.text = tokenizer_->Decode(out.tokens);
+    }
+  }
+  for (RequestOutcome& out : state->outcomes) {
+    if (!out.completed && out.error.empty()) out.error = std::string(s.message());
+  }
+  if (!s.ok() && state->root_error.empty()) state->root_error = std::string(s.message());
+  if (s.ok()) cluster.Stop().IgnoreError();
+}
+
 SimRunReport ScenarioRunner::Report(const SimRunOptions& options, const Simulator& sim,
                                     const SimNetwork& net, const std::vector<Fault>& faults,
                                     const RunState& state) const {
@@ -311,7 +369,12 @@ SimRunReport ScenarioRunner::Report(const SimRunOptions& options, const Simulato
   r.trace_hash = net.trace_hash();
   for (const NetEvent& e : net.events()) r.messages += e.kind == "send";
   bool node_killed = false;
-  for (const Fault& f : faults) node_killed |= KillsANode(f.kind());
+  bool root_killed = false;
+  for (const Fault& f : faults) {
+    node_killed |= KillsANode(f.kind());
+    root_killed |= f.node() == 0 && (f.kind() == Fault::CRASH || f.kind() == Fault::VANISH ||
+                                     f.kind() == Fault::RESTART);
+  }
   for (size_t i = 0; i < r.requests.size(); ++i) {
     const RequestOutcome& q = r.requests[i];
     if (!q.completed && q.error.empty()) {
@@ -321,13 +384,24 @@ SimRunReport ScenarioRunner::Report(const SimRunOptions& options, const Simulato
       r.violations.push_back(absl::StrCat("request ", i,
                                           " differs from the single-node reference text"));
     }
+    if (!q.completed && scenario_.recover() && !root_killed) {
+      r.violations.push_back(absl::StrCat("request ", i, " failed although the root is alive "
+                                          "and recovery is on: ", q.error));
+    }
     if (!q.completed && scenario_.expect_all_complete() && !node_killed) {
       r.violations.push_back(absl::StrCat("request ", i, " failed without a node-killing fault: ",
                                           q.error));
     }
   }
   absl::StatusOr<LlamaConfig> config = LlamaConfigFromGguf(*model_.file);
-  if (config.ok()) CheckCoverage(state, *config, &r.violations);
+  for (const auto& [epoch, shards] : state.shards) {
+    const auto size = state.session_size.find(epoch);
+    if (config.ok() && size != state.session_size.end() &&
+        static_cast<int>(shards.size()) == size->second) {
+      CheckCoverage(shards, *config, &r.violations);
+    }
+  }
+  r.recoveries = state.recoveries;
   return r;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/cluster_setup.h"
+#include "core/recovering_cluster.h"
 #include "core/tokenizer.h"
 #include "sim/scenario.pb.h"
 #include "sim/sim_network.h"
@@ -48,6 +49,7 @@ struct SimRunReport {
   int64_t messages = 0;                 // network sends
   absl::Duration virtual_time;
   uint64_t trace_hash = 0;
+  std::vector<RecoveryEvent> recoveries;  // lost workers recovered from (recover: true)
 };
 
 class ScenarioRunner {
@@ -70,6 +72,10 @@ class ScenarioRunner {
   // Rank 0's code: session setup, then every request in turn.
   void RunRoot(const SessionSettings& settings, Transport* transport, Clock* clock,
                RunState* state) const;
+  // Rank 0's code with recovery: a RecoveringCluster over simulated
+  // sessions of whichever workers answer.
+  void RunRecoveringRoot(const SessionSettings& settings, SimNetwork* net, Transport* transport,
+                         Clock* clock, RunState* state) const;
   // The invariants, checked on what the run left behind.
   SimRunReport Report(const SimRunOptions& options, const Simulator& sim,
                       const SimNetwork& net, const std::vector<Fault>& faults,

@@ -1,6 +1,7 @@
 #include "sim/sim_network.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -54,8 +55,8 @@ std::unique_ptr<Transport> SimNetwork::Attach(int node, int pid) {
   n.waiting = false;
   n.mailboxes.clear();
   for (int peer = 0; peer < nodes(); ++peer) {
-    link(node, peer).broken = false;
-    link(peer, node).broken = false;
+    link(node, peer).broken_upto = -1;
+    link(peer, node).broken_upto = -1;
   }
   return std::make_unique<SimTransport>(this, node);
 }
@@ -101,7 +102,7 @@ absl::Status SimNetwork::Send(int src, int dst, uint32_t tag, std::vector<uint8_
   if (nodes_[src].dead || sim_->killed(nodes_[src].pid)) {
     return absl::UnavailableError(absl::StrCat("rank ", src, " has crashed"));
   }
-  if (link(src, dst).broken) {
+  if (link(src, dst).broken_for(tag)) {
     return absl::UnavailableError(
         absl::StrCat("connection to rank ", dst, " broken (reset by peer)"));
   }
@@ -132,7 +133,7 @@ absl::Status SimNetwork::Send(int src, int dst, uint32_t tag, std::vector<uint8_
 
 void SimNetwork::Deliver(int src, int dst, uint32_t tag, std::vector<uint8_t> data) {
   Node& n = nodes_[dst];
-  if (n.dead || link(src, dst).broken) return;  // the connection is gone
+  if (n.dead || link(src, dst).broken_for(tag)) return;  // the connection is gone
   Record({sim_->Now(), "deliver", dst, src, tag, static_cast<int64_t>(data.size()),
           Fnv1a(data.data(), data.size())});
   n.mailboxes[{src, tag}].push_back(std::move(data));
@@ -153,8 +154,12 @@ absl::StatusOr<std::vector<uint8_t>> SimNetwork::Recv(int dst, int src, uint32_t
       if (it->second.empty()) n.mailboxes.erase(it);
       return m;
     }
-    if (link(src, dst).broken) {
+    if (link(src, dst).broken_for(tag)) {
       return absl::UnavailableError(absl::StrCat("rank ", src, ": connection reset by peer"));
+    }
+    const int32_t epoch = static_cast<int32_t>(tag >> 16);
+    if (epoch > 0 && epoch <= n.aborted_upto) {
+      return absl::UnavailableError("the root ended the session");
     }
     if (sim_->Now() >= deadline) {
       return absl::DeadlineExceededError(
@@ -191,12 +196,21 @@ void SimNetwork::Close(int node) {
                                    link(node, peer).last_arrival);
     sim_->At(at, [this, node, peer] {
       if (!nodes_[node].dead) return;  // restarted meanwhile
-      link(node, peer).broken = true;
-      link(peer, node).broken = true;
+      link(node, peer).broken_upto = std::numeric_limits<int32_t>::max();
+      link(peer, node).broken_upto = std::numeric_limits<int32_t>::max();
       Record({sim_->Now(), "reset", peer, node, 0, 0, 0});
       WakeIfWaiting(peer);
     });
   }
+}
+
+void SimNetwork::AbortEpoch(int node, int32_t epoch) {
+  sim_->After(link(0, node).model.latency, [this, node, epoch] {
+    Node& n = nodes_[node];
+    n.aborted_upto = std::max(n.aborted_upto, epoch);
+    Record({sim_->Now(), "session-abort", node, 0, static_cast<uint32_t>(epoch), 0, 0});
+    WakeIfWaiting(node);
+  });
 }
 
 void SimNetwork::Vanish(int node) {
@@ -209,8 +223,8 @@ void SimNetwork::Vanish(int node) {
 }
 
 void SimNetwork::BreakLink(int a, int b) {
-  link(a, b).broken = true;
-  link(b, a).broken = true;
+  link(a, b).broken_upto = std::max(link(a, b).broken_upto, max_epoch_);
+  link(b, a).broken_upto = std::max(link(b, a).broken_upto, max_epoch_);
   Record({sim_->Now(), "link-down", a, b, 0, 0, 0});
   WakeIfWaiting(a);
   WakeIfWaiting(b);

@@ -8,6 +8,7 @@
 #define SHARDLM_SIM_SIM_NETWORK_H_
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -62,6 +63,16 @@ class SimNetwork {
   // with `jitter` added to its jitter; then it is restored.
   void ScaleLink(int a, int b, double bandwidth_factor, absl::Duration jitter, absl::Time until);
 
+  // --- Sessions (epochs) ---
+  // A transport carries its session's epoch in the high 16 bits of every
+  // tag (epoch 0: outside any session). Starting epoch `epoch` makes later
+  // link breaks apply to it and every earlier one, but not to new sessions,
+  // which open new connections.
+  void BeginEpoch(int32_t epoch) { max_epoch_ = std::max(max_epoch_, epoch); }
+  // The root ended session `epoch`: one link latency later, `node`'s calls
+  // in that session (or older ones) fail with Unavailable.
+  void AbortEpoch(int node, int32_t epoch);
+
   // --- Faults ---
   // Fail-stop: the node's process is killed; its peers see their
   // connections to it reset one link latency later.
@@ -99,7 +110,9 @@ class SimNetwork {
     absl::Time clogged_until = SimEpoch();
     absl::Time spike_until = SimEpoch();
     absl::Duration spike = absl::ZeroDuration();
-    bool broken = false;
+    // Connections of sessions with epoch <= broken_upto are broken.
+    int32_t broken_upto = -1;
+    bool broken_for(uint32_t tag) const { return static_cast<int32_t>(tag >> 16) <= broken_upto; }
   };
   struct Node {
     int pid = -1;
@@ -108,6 +121,7 @@ class SimNetwork {
     // Mailboxes by (source, tag).
     std::map<std::pair<int, uint32_t>, std::deque<std::vector<uint8_t>>> mailboxes;
     bool waiting = false;  // its process is parked in Recv
+    int32_t aborted_upto = 0;  // sessions with epoch in (0, aborted_upto] are over
   };
 
   Link& link(int a, int b) { return links_[a * nodes() + b]; }
@@ -124,6 +138,7 @@ class SimNetwork {
   std::mt19937_64 rng_;
   std::vector<NetEvent> events_;
   uint64_t trace_hash_ = 1469598103934665603ull;
+  int32_t max_epoch_ = 0;
   std::function<void(const NetEvent&)> observer_;
 };
 

@@ -101,7 +101,7 @@ mpi_error() {
   fi
 }
 M="$MODEL"
-mpi_error "a model that cannot be split: same error as tcp" \
+mpi_error "a model that cannot be split: one clear error" \
   "shardlm generate: error: cannot split 8 query heads over 3 nodes" \
   3 "${GEN[@]}" --model "$T/tiny_q4.gguf" --transport mpi
 mpi_error "--shares against the MPI world size" \

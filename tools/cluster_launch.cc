@@ -335,8 +335,8 @@ absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& pr
           " (start it with mpirun -np N or srun --ntasks N)"));
     }
     if (FlagGiven("nodes") && FLAGS_nodes != nodes) {
-      return absl::InvalidArgumentError(absl::StrCat("--nodes ", FLAGS_nodes, " but the MPI job has ",
-                                                     nodes, " ranks (mpirun -np)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--nodes ", FLAGS_nodes, " but the MPI job has ", nodes, " ranks (mpirun -np)"));
     }
   }
   if (nodes < 1 || nodes > kMaxPlanNodes) {

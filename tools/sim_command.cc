@@ -134,6 +134,9 @@ absl::Status RunSimImpl(int* failures) {
     PrintRow(report, absl::ToDoubleMilliseconds(absl::Now() - start));
     if (range.first == range.second) {
       for (const std::string& f : report.faults) std::printf("  fault   %s\n", f.c_str());
+      for (const RecoveryEvent& e : report.recoveries) {
+        std::printf("  recovery %s\n", e.ToString().c_str());
+      }
       for (size_t i = 0; i < report.requests.size(); ++i) {
         const auto& q = report.requests[i];
         std::printf("  request %zu: %s\n", i,

@@ -1,12 +1,6 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <algorithm>
-#include <sys/mman.h>
-#include <cstdlib>
-#include <atomic>
-#include <chrono>
-#include <cstdio>
-#include <map>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -87,14 +81,6 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateWeight(DType type, int
         absl::StrCat("cpu backend does not support ", DTypeName(type), " weights"));
   }
   ASSIGN_OR_RETURN(uint64_t row_bytes, RowBytes(type, cols));
-  if (getenv("PROF_COPY")) {
-    size_t bytes = row_bytes * rows;
-    size_t al = (bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
-    void* p = std::aligned_alloc(2 << 20, al);
-    if (getenv("PROF_THP")) madvise(p, al, MADV_HUGEPAGE);
-    memcpy(p, host, bytes);
-    host = p;
-  }
   return std::unique_ptr<Buffer>(new CpuBuffer(type, rows, cols, row_bytes, host));
 }
 
@@ -121,61 +107,7 @@ absl::Status CpuBackend::Read(const Buffer& src, int64_t row, absl::Span<float> 
   return absl::OkStatus();
 }
 
-using Clk = std::chrono::steady_clock;
-inline double Sec(Clk::time_point a, Clk::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-struct OpT { const char* name; double s = 0; int64_t c = 0; ~OpT() { if (c) fprintf(stderr, "OP %s: %.1f us avg over %ld\n", name, s / c * 1e6, (long)c); } };
-static OpT g_att{"attention"}, g_rope{"rope"}, g_store{"store"}, g_norm{"rmsnorm"}, g_silu{"silu"}, g_add{"add"}, g_embed{"embed"}, g_read{"read"};
-struct OpTimer { OpT& t; Clk::time_point t0 = Clk::now(); bool on; ~OpTimer() { if (on) { t.s += Sec(t0, Clk::now()); t.c++; } } };
-struct Rec { int64_t rows, cols; double wall, gap, busy[2], first[2], last[2]; };
-struct Prof {
-  std::vector<Rec> recs;
-  Clk::time_point last_end; bool has_last = false;
-  Rec cur;
-  Clk::time_point t0;
-  ~Prof() {
-    size_t n = recs.size(), keep = 64 * 113;
-    if (n < keep) return;
-    std::map<std::pair<int64_t,int64_t>, Rec> agg; std::map<std::pair<int64_t,int64_t>, int> cnt;
-    double tw = 0, tg = 0, tb0 = 0, tb1 = 0;
-    for (size_t i = n - keep; i < n; ++i) {
-      Rec& r = recs[i]; auto k = std::make_pair(r.rows, r.cols);
-      Rec& a = agg[k]; cnt[k]++;
-      a.wall += r.wall; a.gap += r.gap; a.busy[0] += r.busy[0]; a.busy[1] += r.busy[1];
-      a.first[0] += r.first[0]; a.first[1] += r.first[1]; a.last[0] += r.last[0]; a.last[1] += r.last[1];
-      tw += r.wall; tg += r.gap; tb0 += r.busy[0]; tb1 += r.busy[1];
-    }
-    double gp[8] = {0}; int gc[8] = {0};
-    for (size_t i = n - keep; i < n; ++i) { int pos = (i - (n - keep)) % 113; int cls = pos == 0 ? 7 : (pos - 1) % 7; gp[cls] += recs[i].gap; gc[cls]++; }
-    for (int c = 0; c < 8; ++c) fprintf(stderr, "gap before op %d: %.1f us avg\n", c, gp[c] / gc[c] * 1e6);
-    fprintf(stderr, "PROF per token: wall %.3f ms gap %.3f ms busy %.3f %.3f\n", tw/64e-3, tg/64e-3, tb0/64e-3, tb1/64e-3);
-    for (auto& [k, a] : agg) {
-      double c = cnt[k];
-      fprintf(stderr, "  %6ld x %5ld n=%4d wall %8.1f us busy %8.1f %8.1f first %6.1f %6.1f last %6.1f %6.1f GB/s-wall %.1f\n",
-        (long)k.first, (long)k.second, (int)c, a.wall/c*1e6, a.busy[0]/c*1e6, a.busy[1]/c*1e6,
-        a.first[0]/c*1e6, a.first[1]/c*1e6, a.last[0]/c*1e6, a.last[1]/c*1e6, k.first*k.second/32*18/(a.wall/c)/1e9);
-    }
-  }
-};
-static Prof g_prof;
-thread_local int t_id = -1;
-static std::atomic<int> g_next_id{0};
 absl::Status CpuBackend::MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
-  if (n == 1) {
-    auto t0 = Clk::now();
-    g_prof.cur = Rec{w.rows(), w.cols(), 0, g_prof.has_last ? Sec(g_prof.last_end, t0) : 0, {0,0}, {0,0}, {0,0}};
-    g_prof.t0 = t0;
-    absl::Status st = MatMulImpl(w, x, n, out);
-    auto t1 = Clk::now();
-    g_prof.cur.wall = Sec(t0, t1);
-    for (int i = 0; i < 2; ++i) { g_prof.cur.last[i] = g_prof.cur.wall - g_prof.cur.last[i]; }
-    g_prof.recs.push_back(g_prof.cur);
-    g_prof.last_end = t1; g_prof.has_last = true;
-    return st;
-  }
-  g_prof.has_last = false;
-  return MatMulImpl(w, x, n, out);
-}
-absl::Status CpuBackend::MatMulImpl(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
   RETURN_IF_ERROR(CheckF32(x, n, w.cols(), "MatMul input"));
   RETURN_IF_ERROR(CheckF32(*out, n, w.rows(), "MatMul output"));
   switch (w.dtype()) {
@@ -206,16 +138,19 @@ void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Bu
   CpuBuffer& co = Cpu(out);
   const bool q4 = w.dtype() == DType::kQ4_0;
   const bool exact = numerics_ == Numerics::kExact;
-  pool_.ParallelFor(w.rows(), [&](int64_t begin, int64_t end) {
-    if (t_id < 0) t_id = g_next_id++ % 2;
-    auto tt0 = Clk::now();
-    struct Done { Clk::time_point t0; ~Done() { auto t1 = Clk::now(); Rec& c = g_prof.cur; c.busy[t_id] += Sec(t0, t1);
-      if (c.first[t_id] == 0) c.first[t_id] = Sec(g_prof.t0, t0); c.last[t_id] = std::max(c.last[t_id], Sec(g_prof.t0, t1)); } } done{tt0};
+  // Split in units of kRowUnit rows, so that chunks keep whole row blocks
+  // of the multi-row q4_0 dots.
+  constexpr int64_t kRowUnit = 8;
+  const int64_t total_rows = w.rows();
+  const int64_t units = (total_rows + kRowUnit - 1) / kRowUnit;
+  pool_.ParallelFor(units, [&](int64_t unit_begin, int64_t unit_end) {
+    const int64_t begin = unit_begin * kRowUnit;
+    const int64_t end = std::min(total_rows, unit_end * kRowUnit);
     if (q4) {
       // Blocks of rows through the multi-row dots (which share the
       // activation work between rows); a block's weights stay in cache
       // across the tokens.
-      constexpr int kRowBlock = 8;
+      constexpr int kRowBlock = kRowUnit;
       const size_t stride = cw.row_bytes();
       int64_t iv[kRowBlock];
       float fv[kRowBlock];
@@ -250,7 +185,7 @@ void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Bu
         co.f32(i)[r] = v;
       }
     }
-  }, n * w.cols() / 2);
+  }, kRowUnit * n * w.cols() / 2);
 }
 
 void CpuBackend::MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
@@ -349,7 +284,6 @@ absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n
 
 absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> tokens,
                                Buffer* out) {
-  OpTimer timer{g_embed, Clk::now(), tokens.size() == 1};
   const int64_t n = tokens.size();
   RETURN_IF_ERROR(CheckF32(*out, n, table.cols(), "Embed output"));
   for (int64_t i = 0; i < n; ++i) {
@@ -365,7 +299,6 @@ absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> to
 
 absl::Status CpuBackend::RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n,
                                  Buffer* out) {
-  OpTimer timer{g_norm, Clk::now(), n == 1};
   const int64_t d = x.cols();
   RETURN_IF_ERROR(CheckF32(x, n, d, "RmsNorm input"));
   RETURN_IF_ERROR(CheckF32(weight, 1, d, "RmsNorm weight"));
@@ -383,7 +316,6 @@ absl::Status CpuBackend::RmsNorm(const Buffer& x, const Buffer& weight, float ep
 
 absl::Status CpuBackend::Rope(const RopeParams& p, absl::Span<const int32_t> positions,
                               Buffer* x) {
-  OpTimer timer{g_rope, Clk::now(), positions.size() == 1};
   RETURN_IF_ERROR(CheckF32(*x, positions.size(), p.n_heads * p.head_dim, "Rope input"));
   const int64_t half = p.rope_dim / 2;
   std::vector<float> cos_t(half), sin_t(half);
@@ -412,7 +344,6 @@ absl::Status CpuBackend::Rope(const RopeParams& p, absl::Span<const int32_t> pos
 
 absl::Status CpuBackend::StoreRows(const Buffer& src, absl::Span<const int32_t> rows,
                                    Buffer* dst) {
-  OpTimer timer{g_store, Clk::now(), rows.size() == 1};
   RETURN_IF_ERROR(CheckF32(src, rows.size(), dst->cols(), "StoreRows source"));
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] < 0 || rows[i] >= dst->rows()) {
@@ -426,7 +357,6 @@ absl::Status CpuBackend::StoreRows(const Buffer& src, absl::Span<const int32_t> 
 absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
                                    const Buffer& k_cache, const Buffer& v_cache,
                                    absl::Span<const int32_t> positions, Buffer* out) {
-  OpTimer timer{g_att, Clk::now(), positions.size() == 1 && positions[0] > 64};
   const int64_t n = positions.size();
   const int64_t hd = s.head_dim;
   if (s.n_kv_heads <= 0 || s.n_heads <= 0 || (s.group == 0 && s.n_heads % s.n_kv_heads != 0)) {
@@ -466,21 +396,25 @@ absl::Status CpuBackend::Attention(const AttentionShape& s, const Buffer& q,
 }
 
 absl::Status CpuBackend::SiluMul(const Buffer& gate, const Buffer& up, int64_t n, Buffer* out) {
-  OpTimer timer{g_silu, Clk::now(), n == 1};
   RETURN_IF_ERROR(CheckF32(gate, n, gate.cols(), "SiluMul gate"));
   RETURN_IF_ERROR(CheckF32(up, n, gate.cols(), "SiluMul up"));
   RETURN_IF_ERROR(CheckF32(*out, n, gate.cols(), "SiluMul output"));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* g = Cpu(gate).f32(i);
-    const float* u = Cpu(up).f32(i);
-    float* o = Cpu(out).f32(i);
-    for (int64_t j = 0; j < gate.cols(); ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-  }
+  const int64_t cols = gate.cols();
+  // Elementwise, so any split gives the same values.
+  pool_.ParallelFor(n * cols, [&](int64_t begin, int64_t end) {
+    for (int64_t e = begin; e < end;) {
+      const int64_t i = e / cols, j0 = e % cols, j1 = std::min(cols, j0 + (end - e));
+      const float* g = Cpu(gate).f32(i);
+      const float* u = Cpu(up).f32(i);
+      float* o = Cpu(out).f32(i);
+      for (int64_t j = j0; j < j1; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+      e += j1 - j0;
+    }
+  }, 16);
   return absl::OkStatus();
 }
 
 absl::Status CpuBackend::Add(const Buffer& x, int64_t n, Buffer* acc) {
-  OpTimer timer{g_add, Clk::now(), n == 1};
   RETURN_IF_ERROR(CheckF32(x, n, acc->cols(), "Add input"));
   RETURN_IF_ERROR(CheckF32(*acc, n, x.cols(), "Add accumulator"));
   for (int64_t i = 0; i < n; ++i) {

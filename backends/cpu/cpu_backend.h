@@ -49,7 +49,6 @@ class CpuBackend : public Backend {
  private:
   CpuBackend(const BackendOptions& options, const cpu::KernelTable* kernels);
   // Products against quantized (q8_0/q4_0) or float (f32/f16/bf16) weights.
-  absl::Status MatMulImpl(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
   void MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
   void MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
 

@@ -13,6 +13,9 @@ namespace {
 constexpr int kSpinLimit = 20000;
 // Chunks per participant: enough to rebalance around a slow thread.
 constexpr int64_t kChunksPerThread = 4;
+// Large jobs get more chunks, of about this cost each, so that the threads
+// finish together (the last chunk of a thread is the imbalance).
+constexpr int64_t kChunkCost = int64_t{1} << 18;
 
 inline void CpuRelax() {
 #if defined(__x86_64__)
@@ -93,7 +96,9 @@ void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)
   }
   fn_ = &fn;
   n_ = n;
-  const int64_t chunks = std::min<int64_t>({n, threads_ * kChunksPerThread, kMaxChunks});
+  const int64_t by_cost = n * cost_per_item / kChunkCost;
+  const int64_t chunks = std::min<int64_t>(
+      {n, std::max<int64_t>(threads_ * kChunksPerThread, by_cost), kMaxChunks});
   chunks_done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = GenerationOf(state_.load(std::memory_order_relaxed)) + 1;
   {

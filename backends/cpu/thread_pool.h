@@ -31,7 +31,8 @@ class ThreadPool {
   // Runs fn(begin, end) over a partition of [0, n) into contiguous chunks and
   // returns when all are done. Not reentrant: one ParallelFor at a time.
   // `cost_per_item` (rough scalar operations per item) lets small jobs run on
-  // the calling thread alone, where waking the pool would cost more.
+  // the calling thread alone, where waking the pool would cost more, and
+  // cuts large jobs into more chunks (so that the threads finish together).
   void ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)> fn,
                    int64_t cost_per_item = 1 << 20);
 

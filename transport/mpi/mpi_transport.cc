@@ -23,6 +23,8 @@ namespace {
 constexpr int kYieldPolls = 50;
 constexpr absl::Duration kFirstSleep = absl::Microseconds(10);
 constexpr absl::Duration kMaxSleep = absl::Microseconds(100);
+// How long a rank that gives up on a peer waits for the peer's own report.
+constexpr absl::Duration kNoticeGrace = absl::Milliseconds(500);
 // How long the destructor lets unfinished sends complete.
 constexpr absl::Duration kDrainTime = absl::Seconds(2);
 
@@ -72,7 +74,8 @@ const Registrar<Transport, TransportOptions> kRegisterMpi("mpi", &MakeMpiTranspo
 std::string DidNotAnswer(int peer, absl::Duration timeout, bool send) {
   return absl::StrCat("rank ", peer, send ? " did not take the message" : " did not answer",
                       " within ",
-                      absl::FormatDuration(absl::Trunc(timeout + absl::Microseconds(500), absl::Milliseconds(1))));
+                      absl::FormatDuration(absl::Trunc(timeout + absl::Microseconds(500),
+                                                       absl::Milliseconds(1))));
 }
 
 absl::StatusOr<std::unique_ptr<MpiTransport>> MpiTransport::Create(Clock* clock) {
@@ -105,6 +108,7 @@ MpiTransport::MpiTransport(int rank, int world_size, int overflow_tag, bool funn
     : rank_(rank),
       world_size_(world_size),
       overflow_tag_(overflow_tag),
+      notice_tag_(overflow_tag - 1),
       funneled_(funneled),
       clock_(clock),
       pending_bytes_(world_size),
@@ -122,21 +126,29 @@ MpiTransport::~MpiTransport() {
     MPI_Cancel(&p.request);
     MPI_Request_free(&p.request);
   }
-  for (AbandonedRecv& a : abandoned_) {
+  for (InFlight& n : notice_sends_) {
+    int done = 0;
+    MPI_Test(&n.request, &done, MPI_STATUS_IGNORE);
+    if (!done) {
+      MPI_Request_free(&n.request);
+      new std::vector<uint8_t>(std::move(n.bytes));  // see below
+    }
+  }
+  for (InFlight& a : abandoned_) {
     int done = 0;
     MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
     if (!done) MPI_Request_free(&a.request);
   }
   // Requests freed while active may still write into their buffers until
   // MPI finalises: leak them rather than free memory MPI may touch.
-  for (AbandonedRecv& a : abandoned_) {
+  for (InFlight& a : abandoned_) {
     if (a.request != MPI_REQUEST_NULL) new std::vector<uint8_t>(std::move(a.bytes));
   }
   for (PendingSend& p : pending_) new std::vector<uint8_t>(std::move(p.bytes));
 }
 
 int MpiTransport::MpiTag(uint32_t tag) const {
-  return tag < static_cast<uint32_t>(overflow_tag_) ? static_cast<int>(tag) : overflow_tag_;
+  return tag < static_cast<uint32_t>(notice_tag_) ? static_cast<int>(tag) : overflow_tag_;
 }
 
 absl::Status MpiTransport::CheckCall(const char* op, int peer) const {
@@ -155,6 +167,7 @@ absl::Status MpiTransport::CheckCall(const char* op, int peer) const {
 
 void MpiTransport::Progress() {
   const absl::Time now = clock_->Now();
+  std::vector<const PendingSend*> overdue;
   for (auto it = pending_.begin(); it != pending_.end();) {
     int done = 0;
     MPI_Status status;
@@ -164,9 +177,7 @@ void MpiTransport::Progress() {
       error = absl::UnavailableError(absl::StrCat("mpi send to rank ", it->peer, " tag ",
                                                   TagName(it->tag), ": ", MpiError(rc)));
     } else if (!done && now >= it->deadline && error.ok()) {
-      error = absl::DeadlineExceededError(absl::StrCat("mpi send to rank ", it->peer, " tag ",
-                                                       TagName(it->tag), ": ",
-                                                       DidNotAnswer(it->peer, it->timeout, true)));
+      overdue.push_back(&*it);
     }
     if (done || rc != MPI_SUCCESS) {
       pending_bytes_[it->peer] -= static_cast<int64_t>(it->bytes.size());
@@ -175,6 +186,60 @@ void MpiTransport::Progress() {
       ++it;
     }
   }
+  for (const PendingSend* p : overdue) {
+    if (!peer_error_[p->peer].ok()) continue;
+    peer_error_[p->peer] = Overdue(absl::StrCat("mpi send to rank ", p->peer, " tag ",
+                                                TagName(p->tag)),
+                                   p->peer, DidNotAnswer(p->peer, p->timeout, true));
+  }
+}
+
+void MpiTransport::DrainNotices() {
+  for (;;) {
+    int flag = 0;
+    MPI_Message message = MPI_MESSAGE_NULL;
+    MPI_Status status;
+    if (MPI_Improbe(MPI_ANY_SOURCE, notice_tag_, MPI_COMM_WORLD, &flag, &message, &status) !=
+            MPI_SUCCESS ||
+        !flag) {
+      return;
+    }
+    int bytes = 0;
+    MPI_Get_count(&status, MPI_BYTE, &bytes);
+    std::string text(std::max(bytes, 0), '\0');
+    // Notices are a few hundred bytes: sent eagerly, here already.
+    if (MPI_Mrecv(text.data(), bytes, MPI_BYTE, &message, MPI_STATUS_IGNORE) == MPI_SUCCESS) {
+      notices_[status.MPI_SOURCE] = std::move(text);
+    }
+  }
+}
+
+absl::Status MpiTransport::Overdue(const std::string& what, int peer, const std::string& why) {
+  DrainNotices();
+  // `peer` may be waiting on a third rank with about the same deadline:
+  // give its report a moment to arrive.
+  const absl::Time grace_end = clock_->Now() + kNoticeGrace;
+  Backoff backoff(clock_);
+  while (world_size_ > 2 && peer != rank_ && notices_.count(peer) == 0 &&
+         clock_->Now() < grace_end) {
+    backoff.Pause();
+    DrainNotices();
+  }
+  // The others hear this rank's own wait, not what it heard (no chains).
+  const std::string text = absl::StrCat(what, ": ", why);
+  std::string message = text;
+  auto it = notices_.find(peer);
+  if (it != notices_.end()) {
+    absl::StrAppend(&message, " (rank ", peer, " reported: ", it->second, ")");
+  }
+  for (int r = 0; r < world_size_ && peer != rank_; ++r) {
+    if (r == rank_ || r == peer) continue;
+    notice_sends_.push_back({MPI_REQUEST_NULL, std::vector<uint8_t>(text.begin(), text.end())});
+    InFlight& n = notice_sends_.back();
+    MPI_Isend(n.bytes.data(), static_cast<int>(n.bytes.size()), MPI_BYTE, r, notice_tag_,
+              MPI_COMM_WORLD, &n.request);
+  }
+  return absl::DeadlineExceededError(message);
 }
 
 absl::Status MpiTransport::WaitForRoom(int peer, uint32_t tag, int64_t bytes,
@@ -188,9 +253,8 @@ absl::Status MpiTransport::WaitForRoom(int peer, uint32_t tag, int64_t bytes,
       return absl::OkStatus();
     }
     if (clock_->Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("mpi send to rank ", peer, " tag ",
-                                                      TagName(tag), ": ",
-                                                      DidNotAnswer(peer, timeout, true)));
+      return Overdue(absl::StrCat("mpi send to rank ", peer, " tag ", TagName(tag)), peer,
+                     DidNotAnswer(peer, timeout, true));
     }
     backoff.Pause();
   }
@@ -243,9 +307,9 @@ absl::StatusOr<std::vector<uint8_t>> MpiTransport::ReceiveMatched(
     if (rc == MPI_SUCCESS && done) return buffer;
     if (rc == MPI_SUCCESS && clock_->Now() >= deadline) {
       abandoned_.push_back({request, std::move(buffer)});
-      peer_error_[peer] = absl::DeadlineExceededError(
-          absl::StrCat("mpi recv from rank ", peer, " tag ", TagName(tag), ": ",
-                       DidNotAnswer(peer, timeout, false), " (message of ", bytes,
+      peer_error_[peer] = Overdue(
+          absl::StrCat("mpi recv from rank ", peer, " tag ", TagName(tag)), peer,
+          absl::StrCat(DidNotAnswer(peer, timeout, false), " (a message of ", bytes,
                        " bytes unfinished)"));
       return peer_error_[peer];
     }
@@ -284,6 +348,7 @@ absl::Status MpiTransport::PollPeer(int peer, uint32_t tag, absl::Time deadline,
     buffer.erase(buffer.begin(), buffer.begin() + sizeof(uint32_t));
   }
   mailboxes_[{peer, real_tag}].push_back(std::move(buffer));
+  notices_.erase(peer);  // it is talking again
   *received = true;
   return absl::OkStatus();
 }
@@ -308,9 +373,8 @@ absl::StatusOr<std::vector<uint8_t>> MpiTransport::Recv(int peer, uint32_t tag,
     if (peer != rank_) RETURN_IF_ERROR(PollPeer(peer, tag, deadline, timeout, &received));
     if (received) continue;  // ours, or another overflow tag's: look again
     if (clock_->Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("mpi recv from rank ", peer, " tag ",
-                                                      TagName(tag), ": ",
-                                                      DidNotAnswer(peer, timeout, false)));
+      return Overdue(absl::StrCat("mpi recv from rank ", peer, " tag ", TagName(tag)), peer,
+                     DidNotAnswer(peer, timeout, false));
     }
     backoff.Pause();
   }

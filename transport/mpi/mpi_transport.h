@@ -37,11 +37,17 @@ namespace mpi {
 //  - Recv probes (MPI_Improbe) for a message of (peer, tag), then receives
 //    it with MPI_Imrecv, polling both until `deadline`; DeadlineExceeded
 //    then says "rank P did not answer within T".
-//  - Tags below MPI_TAG_UB travel as the MPI tag itself (every tag shardlm
-//    uses: 0x53xx < 32767, the least MPI_TAG_UB the standard allows); larger
-//    ones travel on MPI tag MPI_TAG_UB with the real tag in a 4-byte prefix
-//    and are sorted into (peer, tag) mailboxes. Order per (peer, tag) is
-//    kept either way (MPI's non-overtaking rule).
+//  - Tags below MPI_TAG_UB - 1 travel as the MPI tag itself (every tag
+//    shardlm uses: 0x53xx < 32766, and 32767 is the least MPI_TAG_UB the
+//    standard allows); larger ones travel on MPI tag MPI_TAG_UB with the
+//    real tag in a 4-byte prefix and are sorted into (peer, tag) mailboxes.
+//    Order per (peer, tag) is kept either way (MPI's non-overtaking rule).
+//  - Naming the rank that failed: a rank whose wait on rank P passes its
+//    deadline tells every other rank so (MPI tag MPI_TAG_UB - 1). A rank
+//    that then gives up on that rank waits up to 0.5 s more for such a
+//    report from it (3 ranks or more) and adds the latest one: rank 0,
+//    waiting on rank 1 that waits on a dead rank 2, says "rank 1 did not
+//    answer within 5s (rank 1 reported: ... rank 2 did not answer ...)".
 //  - Calls are serialised by a mutex. When MPI gave only
 //    MPI_THREAD_FUNNELED, calls from a thread other than the one that
 //    initialised MPI fail with FailedPrecondition.
@@ -80,8 +86,9 @@ class MpiTransport : public Transport {
     absl::Time deadline;
     absl::Duration timeout;
   };
-  // A matched receive abandoned at its deadline: MPI still owns `bytes`.
-  struct AbandonedRecv {
+  // A request MPI may still own `bytes` for (a receive abandoned at its
+  // deadline, a notice sent without waiting).
+  struct InFlight {
     MPI_Request request = MPI_REQUEST_NULL;
     std::vector<uint8_t> bytes;
   };
@@ -98,6 +105,11 @@ class MpiTransport : public Transport {
   // is one, receives it into its (peer, tag) mailbox and sets `*received`.
   absl::Status PollPeer(int peer, uint32_t tag, absl::Time deadline, absl::Duration timeout,
                         bool* received);
+  // Receives the notices other ranks sent (non-blocking).
+  void DrainNotices();
+  // The DeadlineExceeded "`what`: `why`" for a wait on `peer`, with what
+  // `peer` reported if it did; tells the other ranks.
+  absl::Status Overdue(const std::string& what, int peer, const std::string& why);
   absl::StatusOr<std::vector<uint8_t>> ReceiveMatched(MPI_Message* message, int bytes, int peer,
                                                       uint32_t tag, absl::Time deadline,
                                                       absl::Duration timeout);
@@ -105,6 +117,7 @@ class MpiTransport : public Transport {
   const int rank_;
   const int world_size_;
   const int overflow_tag_;
+  const int notice_tag_;
   const bool funneled_;
   Clock* const clock_;
 
@@ -113,7 +126,9 @@ class MpiTransport : public Transport {
   std::vector<int64_t> pending_bytes_;         // guarded by mu_; per peer
   std::vector<absl::Status> peer_error_;       // guarded by mu_; OK while alive
   std::map<Key, std::deque<std::vector<uint8_t>>> mailboxes_;  // guarded by mu_
-  std::vector<AbandonedRecv> abandoned_;       // guarded by mu_
+  std::vector<InFlight> abandoned_;       // guarded by mu_
+  std::map<int, std::string> notices_;         // guarded by mu_; by reporting rank
+  std::list<InFlight> notice_sends_;      // guarded by mu_
 };
 
 // "rank P did not answer within T" (or "... take the message ..." for

@@ -108,6 +108,26 @@ void CheckDeadlines(Transport& t, RealClock& clock) {
         "ranks outside the cluster are InvalidArgument");
 }
 
+// Rank 2 stays silent; rank 1 gives up on it first, then rank 0 gives up on
+// rank 1 and names rank 2 through rank 1's report. (3 ranks or more.)
+void CheckBlame(Transport& t, RealClock& clock) {
+  Check(Barrier(t, 0x5302, clock.Now() + absl::Seconds(20)).ok(), "barrier before the silence");
+  const absl::Time start = clock.Now();
+  if (t.rank() == 1) {
+    const absl::Status s = t.Recv(2, 0x4447, start + absl::Milliseconds(300)).status();
+    Check(absl::IsDeadlineExceeded(s), "rank 1 gives up on silent rank 2");
+  } else if (t.rank() == 0) {
+    const absl::Status s = t.Recv(1, 0x4447, start + absl::Milliseconds(1500)).status();
+    const std::string want =
+        "rank 1 did not answer within 1.5s (rank 1 reported: mpi recv from rank 2 tag 0x4447: "
+        "rank 2 did not answer within 300ms)";
+    Check(absl::IsDeadlineExceeded(s) && s.message().find(want) != std::string::npos,
+          absl::StrCat("rank 0's deadline error names rank 2 through rank 1: ", s.message()));
+  }
+  clock.SleepFor(start + absl::Milliseconds(2200) - clock.Now());
+  Check(Barrier(t, 0x5301, clock.Now() + absl::Seconds(20)).ok(), "barrier after the silence");
+}
+
 void CheckCollectives(Transport& t, Clock& clock, uint32_t tag) {
   const int n = t.world_size();
   for (AllReduceAlgorithm algo : {AllReduceAlgorithm::kRing, AllReduceAlgorithm::kDirect}) {
@@ -170,6 +190,7 @@ int Main() {
                      m->MpiTag(0xFFFFFFF0u)));
   CheckOrdering(**t, clock);
   CheckDeadlines(**t, clock);
+  if ((*t)->world_size() >= 3) CheckBlame(**t, clock);
   CheckCollectives(**t, clock, 0x5348);
   CheckCollectives(**t, clock, 0xABCDEF01u);  // an overflow tag
   // Nobody leaves while another rank may still be talking to it.

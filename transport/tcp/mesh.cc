@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -115,30 +116,70 @@ absl::StatusOr<std::vector<HostPort>> ParseHostPortList(const std::string& text)
   return list;
 }
 
-absl::StatusOr<std::unique_ptr<TcpTransport>> DialCluster(const std::vector<HostPort>& workers,
-                                                          const MeshOptions& options) {
-  const int world = static_cast<int>(workers.size()) + 1;
-  if (workers.empty() || world > kMaxWorldSize) {
+namespace {
+
+// Phase 1 of a dial: connect, authenticate and reserve `worker` (its
+// listener answers "reserved" or "busy"). A busy worker is retried until
+// `busy_until`: one whose previous session is still ending frees up soon.
+absl::StatusOr<std::unique_ptr<FramedConnection>> Reserve(const HostPort& worker, int world,
+                                                          const MeshOptions& options,
+                                                          absl::Time busy_until) {
+  wire::MeshJoin reserve;
+  reserve.set_role(wire::MeshJoin::ROOT);
+  for (;;) {
+    absl::StatusOr<std::unique_ptr<FramedConnection>> conn =
+        DialAndJoin(worker, 0, world, reserve, options);
+    if (conn.ok()) {
+      absl::StatusOr<wire::MeshReady> reserved = RecvProto<wire::MeshReady>(
+          **conn, kFrameReady, options.clock->Now() + options.handshake_timeout);
+      if (reserved.ok() && reserved->error().empty()) return conn;
+      conn = reserved.ok() ? absl::UnavailableError(reserved->error()) : reserved.status();
+    }
+    const bool busy = absl::StrContains(conn.status().message(), "busy");
+    if (!busy || options.clock->Now() >= busy_until) return conn.status();
+    options.clock->SleepFor(absl::Milliseconds(50));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<DialedCluster> DialAvailable(const std::vector<HostPort>& workers,
+                                            const MeshOptions& options, const DialOptions& dial) {
+  if (workers.empty() || static_cast<int>(workers.size()) + 1 > kMaxWorldSize) {
     return absl::InvalidArgumentError(absl::StrCat("tcp: ", workers.size(), " workers given"));
   }
+  DialedCluster out;
+  std::vector<std::unique_ptr<FramedConnection>> conns(1);
+  const absl::Time busy_until = options.clock->Now() + dial.busy_retry;
+  for (size_t i = 0; i < workers.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<FramedConnection>> conn =
+        Reserve(workers[i], static_cast<int>(workers.size()) + 1, options, busy_until);
+    if (!conn.ok()) {
+      absl::Status why(conn.status().code(), absl::StrCat("worker ", Name(workers[i]), ": ",
+                                                          conn.status().message()));
+      if (!dial.skip_unreachable) return why;
+      out.skipped.push_back(std::string(why.message()));
+      continue;
+    }
+    out.included.push_back(static_cast<int>(i));
+    conns.push_back(std::move(*conn));
+  }
+  const int world = static_cast<int>(conns.size());
   ASSIGN_OR_RETURN(const uint64_t session_id, NewSessionId());
   wire::MeshJoin join;
   join.set_role(wire::MeshJoin::ROOT);
   join.set_session_id(session_id);
   join.set_world_size(world);
   join.add_peers("");
-  for (const HostPort& w : workers) join.add_peers(Name(w));
-  std::vector<std::unique_ptr<FramedConnection>> conns(world);
+  for (int i : out.included) join.add_peers(Name(workers[i]));
   for (int r = 1; r < world; ++r) {
     join.set_rank(r);
-    absl::StatusOr<std::unique_ptr<FramedConnection>> conn =
-        DialAndJoin(workers[r - 1], 0, world, join, options);
-    if (!conn.ok()) {
-      return absl::Status(conn.status().code(),
-                          absl::StrCat("worker ", Name(workers[r - 1]), " (rank ", r,
-                                       "): ", conn.status().message()));
+    const absl::Status sent =
+        SendProto(*conns[r], kFrameJoin, join, options.clock->Now() + options.handshake_timeout);
+    if (!sent.ok()) {
+      return absl::Status(sent.code(), absl::StrCat("worker ", join.peers(r), " (rank ", r,
+                                                    "): ", sent.message()));
     }
-    conns[r] = std::move(*conn);
   }
   const absl::Time deadline = options.clock->Now() + options.setup_timeout;
   for (int r = 1; r < world; ++r) {
@@ -149,12 +190,19 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> DialCluster(const std::vector<Host
     }
     if (!ready.ok()) {
       return absl::Status(ready.status().code(),
-                          absl::StrCat("worker ", Name(workers[r - 1]), " (rank ", r,
+                          absl::StrCat("worker ", join.peers(r), " (rank ", r,
                                        ") could not join the cluster: ",
                                        ready.status().message()));
     }
   }
-  return std::make_unique<TcpTransport>(0, std::move(conns), options.clock);
+  out.transport = std::make_unique<TcpTransport>(0, std::move(conns), options.clock);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<TcpTransport>> DialCluster(const std::vector<HostPort>& workers,
+                                                          const MeshOptions& options) {
+  ASSIGN_OR_RETURN(DialedCluster dialed, DialAvailable(workers, options, DialOptions{}));
+  return std::move(dialed.transport);
 }
 
 absl::StatusOr<std::unique_ptr<MeshListener>> MeshListener::Start(const std::string& bind_addr,
@@ -235,8 +283,8 @@ void MeshListener::Handle(Socket socket) {
   if (!join.ok()) return Reject(peer, join.status());
   const int world = join->world_size(), rank = join->rank();
   const bool root = join->role() == wire::MeshJoin::ROOT;
-  if (world < 2 || world > kMaxWorldSize || rank < 1 || rank >= world ||
-      (root && join->peers_size() != world) || (!root && join->role() != wire::MeshJoin::PEER)) {
+  if (!root && (world < 2 || world > kMaxWorldSize || rank < 1 || rank >= world ||
+                join->role() != wire::MeshJoin::PEER)) {
     const std::string why = absl::StrCat("invalid join (role ", join->role(), ", rank ", rank,
                                          " of ", world, ")");
     SendError(*conn, why, deadline);
@@ -261,7 +309,14 @@ void MeshListener::Handle(Socket socket) {
     return Reject(peer, absl::UnavailableError("busy with another session"));
   }
   busy_ = true;
-  pending_root_ = std::make_unique<RootJoin>(RootJoin{std::move(conn), *std::move(join)});
+  lock.unlock();
+  // Reserved: the root learns who is free before it fixes ranks and world.
+  if (!SendProto(*conn, kFrameReady, wire::MeshReady(), deadline).ok()) {
+    EndSession();
+    return Reject(peer, absl::UnavailableError("the root left while reserving"));
+  }
+  lock.lock();
+  pending_root_ = std::make_unique<RootJoin>(RootJoin{std::move(conn), wire::MeshJoin()});
   changed_.notify_all();
 }
 
@@ -285,8 +340,9 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> MeshListener::NextSession(absl::Ti
     }
     root = std::move(pending_root_);
   }
-  absl::StatusOr<std::unique_ptr<TcpTransport>> transport =
-      JoinMesh(*root, options_.clock->Now() + options_.setup_timeout);
+  const absl::Time setup_deadline = options_.clock->Now() + options_.setup_timeout;
+  absl::StatusOr<std::unique_ptr<TcpTransport>> transport = ReceiveAssignment(*root, setup_deadline);
+  if (transport.ok()) transport = JoinMesh(*root, setup_deadline);
   if (!transport.ok()) {
     wire::MeshReady ready;
     ready.set_error(absl::StrCat("worker rank ", root->join.rank(), ": ",
@@ -296,6 +352,21 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> MeshListener::NextSession(absl::Ti
     EndSession();
   }
   return transport;
+}
+
+absl::StatusOr<std::unique_ptr<TcpTransport>> MeshListener::ReceiveAssignment(
+    RootJoin& root, absl::Time deadline) {
+  absl::StatusOr<wire::MeshJoin> join =
+      RecvProto<wire::MeshJoin>(*root.conn, kFrameJoin, deadline);
+  if (!join.ok()) return join.status();
+  const int world = join->world_size(), rank = join->rank();
+  if (join->role() != wire::MeshJoin::ROOT || world < 2 || world > kMaxWorldSize || rank < 1 ||
+      rank >= world || join->peers_size() != world) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid assignment (rank ", rank, " of ",
+                                                   world, ")"));
+  }
+  root.join = *std::move(join);
+  return nullptr;
 }
 
 absl::StatusOr<std::unique_ptr<TcpTransport>> MeshListener::JoinMesh(RootJoin& root,

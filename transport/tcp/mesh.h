@@ -48,6 +48,28 @@ struct MeshOptions {
   absl::Duration setup_timeout = absl::Seconds(60);
 };
 
+// How DialAvailable treats workers it cannot use.
+struct DialOptions {
+  // Leave out workers that cannot be reached or refuse (else: fail).
+  bool skip_unreachable = false;
+  // How long to keep retrying a worker that is busy (its previous session
+  // may still be ending).
+  absl::Duration busy_retry = absl::ZeroDuration();
+};
+
+// What DialAvailable made.
+struct DialedCluster {
+  std::unique_ptr<TcpTransport> transport;  // rank 0
+  std::vector<int> included;                // worker indexes, in rank order (rank i+1)
+  std::vector<std::string> skipped;         // why each left-out worker was left out
+};
+
+// The root's side, in three steps: reserve every worker (connect,
+// authenticate, "are you free?"), then assign ranks to the reserved ones
+// and send each the peer list, then wait until each reports ready.
+absl::StatusOr<DialedCluster> DialAvailable(const std::vector<HostPort>& workers,
+                                            const MeshOptions& options, const DialOptions& dial);
+
 // The root's side: dials `workers` (worker i becomes rank i + 1) and returns
 // rank 0's transport once every worker reported ready. Errors name the
 // worker: unreachable, wrong secret, wrong protocol, busy with another root,
@@ -94,6 +116,9 @@ class MeshListener {
   void AcceptLoop();
   void Handle(Socket socket);
   void Reject(const std::string& peer, const absl::Status& why);
+  // Waits for the root's rank assignment (its second MeshJoin) into root.join.
+  absl::StatusOr<std::unique_ptr<TcpTransport>> ReceiveAssignment(RootJoin& root,
+                                                                  absl::Time deadline);
   absl::StatusOr<std::unique_ptr<TcpTransport>> JoinMesh(RootJoin& root, absl::Time deadline);
   absl::Status WaitForPeers(uint64_t session_id, int rank, int world,
                             const FramedConnection& root,

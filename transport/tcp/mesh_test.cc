@@ -263,19 +263,25 @@ RawRoot DialRaw(int port, int world, Clock* clock, int version = kProtocolVersio
     r.conn.reset();
     return r;
   }
+  auto send = [&](const wire::MeshJoin& join) {
+    const std::string bytes = join.SerializeAsString();
+    EXPECT_TRUE(r.conn
+                    ->SendFrame(kFrameJoin, 0,
+                                absl::MakeConstSpan(
+                                    reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+                                clock->Now() + kTimeout)
+                    .ok());
+  };
   wire::MeshJoin join;
   join.set_role(wire::MeshJoin::ROOT);
+  send(join);  // reserve
+  auto reserved = r.conn->RecvFrame(clock->Now() + kTimeout);
+  EXPECT_TRUE(reserved.ok() && reserved->type == kFrameReady);
   join.set_session_id(77);
   join.set_rank(1);
   join.set_world_size(world);
   for (int i = 0; i < world; ++i) join.add_peers(i == 0 ? "" : "127.0.0.1:1");
-  const std::string bytes = join.SerializeAsString();
-  EXPECT_TRUE(r.conn
-                  ->SendFrame(kFrameJoin, 0,
-                              absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                                  bytes.size()),
-                              clock->Now() + kTimeout)
-                  .ok());
+  send(join);  // assign
   return r;
 }
 

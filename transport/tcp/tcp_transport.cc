@@ -113,6 +113,11 @@ absl::StatusOr<std::vector<uint8_t>> TcpTransport::Recv(int peer, uint32_t tag,
       return message;
     }
     if (!peer_error_[peer].ok()) return peer_error_[peer];
+    // A worker whose root is gone has no session left to wait for.
+    if (rank_ != 0 && !peer_error_[0].ok()) {
+      return absl::UnavailableError(absl::StrCat("the root left the session: ",
+                                                 peer_error_[0].message()));
+    }
     const absl::Duration left = deadline - clock_->Now();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(absl::StrCat("tcp recv from rank ", peer, " (",

@@ -35,6 +35,8 @@ namespace tcp {
 //  - When a peer's connection fails (closed, reset, a corrupt frame), Recv
 //    from that peer still returns what had arrived, then fails promptly with
 //    Unavailable naming the rank and its address; Send to it fails too.
+//  - On a worker (rank > 0), once the root's connection has failed every
+//    Recv fails promptly: the session is over, whoever it was waiting for.
 //  - Abort() (or destruction) closes every connection: pending and later
 //    calls fail, and the peers see their connection to this rank fail.
 class TcpTransport : public Transport {
