@@ -1,6 +1,7 @@
 #include "tools/cluster_launch.h"
 
 #include <algorithm>
+#include <map>
 #include <cstdio>
 #include <functional>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/cluster_setup.h"
+#include "core/recovering_cluster.h"
 #include "core/shard_plan.h"
 #include "core/sharded_engine.h"
 #include "core/status_macros.h"
@@ -73,10 +75,12 @@ class LocalLaunched : public LaunchedCluster {
     nodes_ = nodes;
   }
   ClusterRoot* root() override { return cluster_->root(); }
+  TokenStepper* stepper() override { return &stepper_; }
   absl::Status Stop() override { return cluster_->Stop(); }
 
  private:
   std::unique_ptr<LocalCluster> cluster_;
+  ClusterStepper stepper_{cluster_->root()};
 };
 
 // Rank 0 of a cluster whose workers are other processes (tcp, mpi).
@@ -91,16 +95,13 @@ class RemoteLaunched : public LaunchedCluster {
         root_(session_.engine.get(), transport_.get(), options) {}
   ~RemoteLaunched() override { Stop().IgnoreError(); }
   ClusterRoot* root() override { return &root_; }
+  TokenStepper* stepper() override { return &stepper_; }
   absl::Status Stop() override {
     if (stopped_) return stop_status_;
     stopped_ = true;
     stop_status_ = root_.Stop();
     if (shutdown_) shutdown_();
     return stop_status_;
-  }
-  void set_describe(std::string d, int nodes) {
-    describe_ = std::move(d);
-    nodes_ = nodes;
   }
 
  private:
@@ -110,6 +111,7 @@ class RemoteLaunched : public LaunchedCluster {
   ModelSource model_;
   RootSession session_;
   ClusterRoot root_;
+  ClusterStepper stepper_{&root_};
   bool stopped_ = false;
   absl::Status stop_status_;
 };
@@ -127,6 +129,31 @@ absl::StatusOr<ModelSource> HashModel(const std::string& path) {
 // How the root over a remote transport names rank r ("rank 2 (host:port)").
 using RankName = std::function<std::string(int rank)>;
 
+// One progress bar per rank while weights stream; cleared on destruction.
+class WeightBars {
+ public:
+  explicit WeightBars(RankName rank_name) : rank_name_(std::move(rank_name)) {}
+  ~WeightBars() {
+    for (auto& [rank, bar] : bars_) bar->Clear();
+  }
+  WeightProgress Callback() {
+    return [this](int rank, uint64_t done, uint64_t total) {
+      auto& bar = bars_[rank];
+      if (bar == nullptr) {
+        bar = std::make_unique<ProgressLine>(absl::StrCat("sending weights to ", rank_name_(rank)));
+      }
+      bar->Update(done, total);
+      if (done == total) {
+        bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ", HumanBytes(total)));
+      }
+    };
+  }
+
+ private:
+  RankName rank_name_;
+  std::map<int, std::unique_ptr<ProgressLine>> bars_;
+};
+
 // Rank 0's side over the connected `transport`: sets up every worker
 // (weights streamed with progress bars) and wraps the session. `over`
 // names the transport in describe(); `shutdown` as for RemoteLaunched.
@@ -137,21 +164,11 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> StartRemoteRoot(
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
   const size_t n = settings.shares.size();
-  std::vector<std::unique_ptr<ProgressLine>> bars(n);
-  absl::StatusOr<RootSession> session = StartClusterRoot(
-      model, settings, backend.get(), transport.get(), clock,
-      [&](int rank, uint64_t done, uint64_t total) {
-        auto& bar = bars[rank];
-        if (bar == nullptr) {
-          bar = std::make_unique<ProgressLine>(
-              absl::StrCat("sending weights to ", rank_name(rank)));
-        }
-        bar->Update(done, total);
-        if (done == total) bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ",
-                                                    HumanBytes(total)));
-      });
-  for (auto& bar : bars) {
-    if (bar != nullptr) bar->Clear();
+  absl::StatusOr<RootSession> session;
+  {
+    WeightBars bars(rank_name);
+    session = StartClusterRoot(model, settings, backend.get(), transport.get(), clock,
+                               bars.Callback());
   }
   if (!session.ok()) {
     if (shutdown) shutdown();
@@ -197,12 +214,107 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
                                          static_cast<int>(shares.size()));
 }
 
+// One TCP session: rank 0's transport, engine and loop.
+class TcpSession : public ClusterSessionHandle {
+ public:
+  TcpSession(std::unique_ptr<tcp::TcpTransport> transport, RootSession session,
+             const ClusterOptions& options)
+      : transport_(std::move(transport)), session_(std::move(session)),
+        root_(session_.engine.get(), transport_.get(), options) {}
+  ~TcpSession() override { transport_->Abort(); }
+  ClusterRoot* root() override { return &root_; }
+  int nodes() const override { return transport_->world_size(); }
+  void Abort() override { transport_->Abort(); }
+  absl::Status Stop() override {
+    const absl::Status s = root_.Stop();
+    transport_->Abort();
+    return s;
+  }
+
+ private:
+  std::unique_ptr<tcp::TcpTransport> transport_;
+  RootSession session_;
+  ClusterRoot root_;
+};
+
+// Rank 0 of a TCP cluster of `shardlm worker` processes. A lost worker is
+// recovered from: the next session leaves it out (and takes back any worker
+// that answers again).
+class TcpLaunched : public LaunchedCluster {
+ public:
+  TcpLaunched(std::vector<tcp::HostPort> workers, tcp::MeshOptions mesh, ModelSource model,
+              std::unique_ptr<Backend> backend, SessionSettings settings, RealClock* clock)
+      : workers_(std::move(workers)), mesh_(std::move(mesh)), model_(std::move(model)),
+        backend_(std::move(backend)), settings_(std::move(settings)), clock_(clock),
+        cluster_([this] { return NewSession(); }, clock, /*max_recoveries=*/16,
+                 [](const RecoveryEvent& e) {
+                   std::fprintf(stderr, "shardlm: %s\n", e.ToString().c_str());
+                 }) {}
+  ~TcpLaunched() override { Stop().IgnoreError(); }
+
+  absl::Status Start() { return cluster_.Start(); }
+  ClusterRoot* root() override { return cluster_.root(); }
+  TokenStepper* stepper() override { return &cluster_; }
+  int recoveries() const override { return static_cast<int>(cluster_.recoveries().size()); }
+  absl::Status Stop() override {
+    if (stopped_) return stop_status_;
+    stopped_ = true;
+    stop_status_ = cluster_.Stop();
+    return stop_status_;
+  }
+
+ private:
+  absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> NewSession();
+
+  const std::vector<tcp::HostPort> workers_;
+  const tcp::MeshOptions mesh_;
+  ModelSource model_;
+  std::unique_ptr<Backend> backend_;
+  const SessionSettings settings_;
+  RealClock* clock_;
+  bool first_ = true;
+  RecoveringCluster cluster_;
+  bool stopped_ = false;
+  absl::Status stop_status_;
+};
+
+absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> TcpLaunched::NewSession() {
+  // The first session needs every worker; a recovery takes whoever answers.
+  tcp::DialOptions dial;
+  dial.skip_unreachable = !first_;
+  dial.busy_retry = first_ ? absl::ZeroDuration() : absl::Seconds(3);
+  ASSIGN_OR_RETURN(tcp::DialedCluster dialed, tcp::DialAvailable(workers_, mesh_, dial));
+  for (const std::string& why : dialed.skipped) {
+    std::fprintf(stderr, "shardlm: leaving out %s\n", why.c_str());
+  }
+  SessionSettings settings = settings_;
+  settings.shares = {settings_.shares[0]};
+  for (int i : dialed.included) settings.shares.push_back(settings_.shares[i + 1]);
+  absl::StatusOr<RootSession> session;
+  {
+    WeightBars bars([&](int r) {
+      const tcp::HostPort& w = workers_[dialed.included[r - 1]];
+      return absl::StrCat("rank ", r, " (", w.host, ":", w.port, ")");
+    });
+    session = StartClusterRoot(model_, settings, backend_.get(), dialed.transport.get(), clock_,
+                               bars.Callback());
+  }
+  if (!session.ok()) {
+    dialed.transport->Abort();
+    return session.status();
+  }
+  first_ = false;
+  ClusterOptions options;
+  options.clock = clock_;
+  options.timeout = settings.timeout;
+  return std::make_unique<TcpSession>(std::move(dialed.transport), *std::move(session), options);
+}
+
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,
                                                            const BackendOptions& backend_options,
                                                            const SessionSettings& settings,
                                                            RealClock* clock) {
-  ASSIGN_OR_RETURN(const std::vector<tcp::HostPort> workers,
-                   tcp::ParseHostPortList(FLAGS_workers));
+  ASSIGN_OR_RETURN(std::vector<tcp::HostPort> workers, tcp::ParseHostPortList(FLAGS_workers));
   tcp::MeshOptions mesh;
   mesh.clock = clock;
   mesh.setup_timeout = settings.timeout;
@@ -210,14 +322,17 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& pa
     ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
   }
   ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
-  ASSIGN_OR_RETURN(std::unique_ptr<tcp::TcpTransport> transport,
-                   tcp::DialCluster(workers, mesh));
-  tcp::TcpTransport* raw = transport.get();
-  return StartRemoteRoot(
-      std::move(model), std::move(transport), [raw] { raw->Abort(); },
-      [&](int r) { return absl::StrCat("rank ", r, " (", workers[r - 1].host, ":",
-                                       workers[r - 1].port, ")"); },
-      "tcp", backend_options, settings, clock);
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(BackendNameFromFlags(), backend_options));
+  const std::string describe = absl::StrCat(
+      backend->Describe(), " | nodes ", settings.shares.size(), " (shares ",
+      FormatShares(settings.shares), ") over tcp, wire ", WireFormatName(settings.wire));
+  auto launched = std::make_unique<TcpLaunched>(std::move(workers), std::move(mesh),
+                                                std::move(model), std::move(backend), settings,
+                                                clock);
+  RETURN_IF_ERROR(launched->Start());
+  launched->set_describe(describe, static_cast<int>(settings.shares.size()));
+  return launched;
 }
 
 // Rank 0 of an MPI job; ranks > 0 are in ClusterProcess::ServeAsWorker.

@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/cluster_session.h"
+#include "core/generator.h"
 #include "core/gguf.h"
 #include "transport/mpi/mpi_session.h"
 
@@ -30,11 +31,19 @@ class LaunchedCluster {
  public:
   virtual ~LaunchedCluster() = default;
   virtual ClusterRoot* root() = 0;
+  // What Generate drives (over TCP: recovers from lost workers).
+  virtual TokenStepper* stepper() = 0;
+  // Lost-worker recoveries so far.
+  virtual int recoveries() const { return 0; }
   // Ends the session on every node (workers go back to waiting for a root).
   virtual absl::Status Stop() = 0;
   // "<rank 0 backend> | nodes N (shares ...) over <transport>".
   const std::string& describe() const { return describe_; }
   int nodes() const { return nodes_; }
+  void set_describe(std::string describe, int nodes) {
+    describe_ = std::move(describe);
+    nodes_ = nodes;
+  }
 
  protected:
   std::string describe_;

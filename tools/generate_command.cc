@@ -129,30 +129,32 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
   ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
                    LaunchClusterFromFlags(path, file, shares, backend_options, FLAGS_ctx, clock,
                                           process));
-  ClusterRoot* root = cluster->root();
   Target target;
-  target.config = &root->engine()->config();
-  target.max_seq_len = root->engine()->max_seq_len();
+  target.config = &cluster->root()->engine()->config();
+  target.max_seq_len = cluster->root()->engine()->max_seq_len();
   target.describe = cluster->describe();
-  // --stats: every node's traffic after the prompt and at the end.
+  // --stats: every node's traffic after the prompt and at the end (of the
+  // session then running: a recovery starts a new one).
   std::vector<NodeTraffic> start, after_prompt;
   int64_t tokens_out = 0;
-  absl::Status stats_status;
   target.generate = [&](Sampler* sampler, absl::Span<const int32_t> prompt,
                         const OnToken& on_token) -> absl::StatusOr<GenerationStats> {
     if (FLAGS_stats) {
-      ASSIGN_OR_RETURN(start, root->CollectStats());
+      ASSIGN_OR_RETURN(start, cluster->root()->CollectStats());
     }
     ASSIGN_OR_RETURN(GenerationStats stats,
-                     GenerateDistributed(root, sampler, prompt, FLAGS_steps, tokenizer.eos_id(),
-                                         clock, [&](int32_t id) -> absl::Status {
-                                           if (FLAGS_stats && tokens_out++ == 0) {
-                                             ASSIGN_OR_RETURN(after_prompt, root->CollectStats());
-                                           }
-                                           return on_token(id);
-                                         }));
-    if (FLAGS_stats && tokens_out > 0) {
-      ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, root->CollectStats());
+                     Generate(cluster->stepper(), sampler, prompt, FLAGS_steps,
+                              tokenizer.eos_id(), clock, [&](int32_t id) -> absl::Status {
+                                if (FLAGS_stats && tokens_out++ == 0) {
+                                  ASSIGN_OR_RETURN(after_prompt, cluster->root()->CollectStats());
+                                }
+                                return on_token(id);
+                              }));
+    if (FLAGS_stats && cluster->recoveries() > 0) {
+      std::fprintf(stderr, "recovered from %d lost worker(s); per-node traffic not shown (the "
+                   "sessions changed)\n", cluster->recoveries());
+    } else if (FLAGS_stats && tokens_out > 0) {
+      ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, cluster->root()->CollectStats());
       PrintTrafficTable(start, after_prompt, static_cast<int64_t>(prompt.size()), "prompt");
       PrintTrafficTable(after_prompt, end, tokens_out - 1, "decode");
     }
