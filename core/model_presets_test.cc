@@ -46,7 +46,7 @@ TEST(ModelPresetsTest, UnknownPresetListsTheKnownOnes) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(p.status().message(), HasSubstr("llama9-1t"));
-  EXPECT_THAT(p.status().message(), HasSubstr("tiny, llama3-1b, llama2-7b, llama3-8b"));
+  EXPECT_THAT(p.status().message(), HasSubstr("tiny, small, llama3-1b, llama2-7b, llama3-8b"));
 }
 
 TEST(ModelPresetsTest, PredictedSizeMatchesTheWrittenFile) {

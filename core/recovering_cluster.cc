@@ -30,8 +30,21 @@ RecoveringCluster::~RecoveringCluster() {
   if (session_ != nullptr) session_->Abort();
 }
 
+absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> RecoveringCluster::NewSession() {
+  // A node can fail while a session is being set up: that is one more
+  // failure to get past, up to a bound (a plan that cannot exist is final).
+  absl::Status last;
+  for (int attempt = 0; attempt < kSessionAttempts; ++attempt) {
+    absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> s = factory_();
+    if (s.ok()) return s;
+    last = s.status();
+    if (!IsRecoverable(last) && !absl::IsFailedPrecondition(last)) break;
+  }
+  return last;
+}
+
 absl::Status RecoveringCluster::Start() {
-  ASSIGN_OR_RETURN(session_, factory_());
+  ASSIGN_OR_RETURN(session_, NewSession());
   return absl::OkStatus();
 }
 
@@ -75,7 +88,7 @@ absl::Status RecoveringCluster::Recover(const absl::Status& cause, absl::Duratio
     session_->Abort();
     session_.reset();
     const absl::Time replan_start = clock_->Now();
-    ASSIGN_OR_RETURN(session_, factory_());
+    ASSIGN_OR_RETURN(session_, NewSession());
     event.nodes_after = session_->nodes();
     const absl::Time rebuild_start = clock_->Now();
     event.replan = rebuild_start - replan_start;
@@ -106,7 +119,8 @@ absl::Status RecoveringCluster::Reset() {
   if (s.ok() || !IsRecoverable(s)) return s;
   // The session broke between requests: start over on a new one.
   session_->Abort();
-  ASSIGN_OR_RETURN(session_, factory_());
+  session_.reset();
+  ASSIGN_OR_RETURN(session_, NewSession());
   return absl::OkStatus();
 }
 

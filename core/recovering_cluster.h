@@ -81,6 +81,10 @@ class RecoveringCluster : public TokenStepper {
   const std::vector<RecoveryEvent>& recoveries() const { return recoveries_; }
 
  private:
+  // Attempts at a new session before giving up.
+  static constexpr int kSessionAttempts = 4;
+  // factory_(), retried while sessions fail to start for transient reasons.
+  absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> NewSession();
   absl::StatusOr<int32_t> StepOnce(absl::Span<const int32_t> tokens, Sampler* sampler);
   // Replaces the failed session and replays history_ into it.
   absl::Status Recover(const absl::Status& cause, absl::Duration detect);

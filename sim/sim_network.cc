@@ -99,7 +99,9 @@ void SimNetwork::WakeIfWaiting(int node) {
 }
 
 absl::Status SimNetwork::Send(int src, int dst, uint32_t tag, std::vector<uint8_t> data) {
-  if (nodes_[src].dead || sim_->killed(nodes_[src].pid)) {
+  // The calling process (an old one of a restarted node may still unwind).
+  const int caller = sim_->current();
+  if (nodes_[src].dead || (caller >= 0 && sim_->killed(caller))) {
     return absl::UnavailableError(absl::StrCat("rank ", src, " has crashed"));
   }
   if (link(src, dst).broken_for(tag)) {
@@ -144,7 +146,8 @@ absl::StatusOr<std::vector<uint8_t>> SimNetwork::Recv(int dst, int src, uint32_t
                                                       absl::Time deadline) {
   Node& n = nodes_[dst];
   for (;;) {
-    if (n.dead || sim_->killed(n.pid)) {
+    const int caller = sim_->current();
+    if (n.dead || (caller >= 0 && sim_->killed(caller)) || (caller >= 0 && caller != n.pid)) {
       return absl::UnavailableError(absl::StrCat("rank ", dst, " has crashed"));
     }
     auto it = n.mailboxes.find({src, tag});

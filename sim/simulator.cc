@@ -18,7 +18,7 @@ Simulator::~Simulator() {
     std::lock_guard<std::mutex> lock(mu_);
     shutting_down_ = true;
   }
-  cv_.notify_all();
+  for (auto& p : procs_) p->cv.notify_all();
   for (auto& p : procs_) {
     if (p->thread.joinable()) p->thread.join();
   }
@@ -38,13 +38,13 @@ int Simulator::Spawn(std::string name, std::function<void()> body) {
   raw->thread = std::thread([this, pid, raw, body = std::move(body)] {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return running_ == pid || shutting_down_; });
+      raw->cv.wait(lock, [&] { return running_ == pid || shutting_down_; });
     }
     if (!raw->killed) body();
     std::lock_guard<std::mutex> lock(mu_);
     raw->finished = true;
     running_ = -1;
-    cv_.notify_all();
+    scheduler_cv_.notify_one();
   });
   Wake(pid);
   return pid;
@@ -57,16 +57,16 @@ void Simulator::RunProcess(int pid) {
   current_ = pid;
   std::unique_lock<std::mutex> lock(mu_);
   running_ = pid;
-  cv_.notify_all();
-  cv_.wait(lock, [&] { return running_ == -1; });
+  p.cv.notify_one();
+  scheduler_cv_.wait(lock, [&] { return running_ == -1; });
   current_ = -1;
 }
 
 void Simulator::YieldToScheduler(int pid) {
   std::unique_lock<std::mutex> lock(mu_);
   running_ = -1;
-  cv_.notify_all();
-  cv_.wait(lock, [&] { return running_ == pid || shutting_down_; });
+  scheduler_cv_.notify_one();
+  procs_[pid]->cv.wait(lock, [&] { return running_ == pid || shutting_down_; });
 }
 
 void Simulator::Park() {

@@ -102,6 +102,7 @@ class Simulator {
     bool finished = false;
     absl::Time paused_until = SimEpoch();
     absl::Duration slowdown = absl::ZeroDuration();
+    std::condition_variable cv;  // wakes this process's thread only
   };
 
   // Hands control to `pid` and waits until it parks or finishes.
@@ -117,7 +118,7 @@ class Simulator {
 
   // Control hand-off between the simulator's thread and process threads.
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable scheduler_cv_;  // wakes the simulator's thread
   int running_ = -1;     // who holds control: -1 the simulator, else a pid
   int current_ = -1;     // the process running now (read by its own thread)
   bool shutting_down_ = false;

@@ -104,7 +104,7 @@ fi
 expect_error "make-model bad --type" "--type" -- "$BIN" make-model --preset tiny --type q5_1 --out "$T/x.gguf"
 expect_error "make-model missing --out" "--out" -- "$BIN" make-model --preset tiny
 expect_error "make-model missing --preset" "--preset" -- "$BIN" make-model --out "$T/x.gguf"
-expect_error "make-model unknown preset" "tiny, llama3-1b, llama2-7b, llama3-8b" -- \
+expect_error "make-model unknown preset" "tiny, small, llama3-1b, llama2-7b, llama3-8b" -- \
   "$BIN" make-model --preset llama9 --out "$T/x.gguf"
 expect_error "make-model flag of another command" "does not apply" -- \
   "$BIN" make-model --preset tiny --out "$T/x.gguf" --steps 3

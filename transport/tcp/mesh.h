@@ -54,7 +54,7 @@ struct DialOptions {
   bool skip_unreachable = false;
   // How long to keep retrying a worker that is busy (its previous session
   // may still be ending).
-  absl::Duration busy_retry = absl::ZeroDuration();
+  absl::Duration busy_retry = absl::Seconds(2);
 };
 
 // What DialAvailable made.
