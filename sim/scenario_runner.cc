@@ -218,18 +218,26 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
   RunState state;
   state.outcomes.resize(prompts_.size());
   state.session_size[0] = n;
-  std::vector<std::unique_ptr<Transport>> transports(n);
   std::vector<int> pids(n, -1);
 
   // A node whose code returns closes its connections, as a process exiting.
+  // The transport of each process, by pid: a restarted node's new process
+  // gets a new one while its old process may still be unwinding.
+  std::vector<std::unique_ptr<Transport>> by_pid;
+  auto mine = [&]() { return by_pid[sim.current()].get(); };
+  // A process whose code returns closes its node's connections, unless the
+  // node has been restarted since (its new process owns them).
+  auto close_if_current = [&](int node) {
+    if (pids[node] == sim.current()) net.Close(node);
+  };
   auto root_body = [&] {
     if (scenario_.recover()) {
-      RunRecoveringRoot(settings, &net, transports[0].get(), &clock, &state);
+      RunRecoveringRoot(settings, &net, mine(), &clock, &state);
     } else {
-      RunRoot(settings, transports[0].get(), &clock, &state);
+      RunRoot(settings, mine(), &clock, &state);
     }
     state.root_done = sim.Now();
-    net.Close(0);
+    close_if_current(0);
   };
   const std::function<ShardPlan(const ShardPlan&)> plan_bug = [](const ShardPlan& plan) {
     NodeShard s = plan.nodes()[1];
@@ -238,35 +246,38 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
   };
   auto worker_body = [&](int node) {
     if (scenario_.recover()) {
-      RunSimWorker(transports[node].get(), &model_, OneThreadExact, &clock, settings.timeout,
+      RunSimWorker(mine(), &model_, OneThreadExact, &clock, settings.timeout,
                    options.inject_plan_bug && node == 1 ? plan_bug : nullptr,
                    [&state, node](int32_t epoch, const NodeShard& shard) {
                      state.shards[epoch][node] = shard;
                    });
-      net.Close(node);
+      close_if_current(node);
       return;
     }
-    auto session = JoinClusterSession(transports[node].get(), &model_, OneThreadExact, &clock,
+    auto session = JoinClusterSession(mine(), &model_, OneThreadExact, &clock,
                                       settings.timeout,
                                       options.inject_plan_bug && node == 1 ? plan_bug : nullptr);
     if (session.ok()) {
       state.shards[0][node] = (*session)->engine->shard();
-      RunClusterWorker((*session)->engine.get(), transports[node].get(), (*session)->cluster)
-          .IgnoreError();
+      RunClusterWorker((*session)->engine.get(), mine(), (*session)->cluster).IgnoreError();
     }
-    net.Close(node);
+    close_if_current(node);
   };
   auto spawn = [&](int node) {
     const int pid = node == 0 ? sim.Spawn("root", root_body)
                               : sim.Spawn(absl::StrCat("worker", node),
                                           [&, node] { worker_body(node); });
-    transports[node] = net.Attach(node, pid);
+    by_pid.resize(pid + 1);
+    by_pid[pid] = net.Attach(node, pid);
+    pids[node] = pid;
     return pid;
   };
   for (int node = 0; node < n; ++node) pids[node] = spawn(node);
   const std::vector<Fault> faults = DrawFaults(scenario_, options.seed);
   ScheduleFaults(faults, &sim, &net, FaultTargets{&pids, spawn});
   sim.Run(SimEpoch() + absl::Hours(1));
+  // Workers still waiting for a root unwind now, while what they use lives.
+  sim.Shutdown();
   return Report(options, sim, net, faults, state);
 }
 

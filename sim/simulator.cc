@@ -7,13 +7,16 @@ namespace shardlm::sim {
 
 Simulator::Simulator() = default;
 
-Simulator::~Simulator() {
-  // Let every unfinished process unwind, one at a time: killed, its calls
-  // fail at once instead of parking.
+void Simulator::Shutdown() {
+  // Killed, a process's calls fail at once instead of parking.
   for (int pid = 0; pid < num_processes(); ++pid) {
     procs_[pid]->killed = true;
     while (!procs_[pid]->finished) RunProcess(pid);
   }
+}
+
+Simulator::~Simulator() {
+  Shutdown();
   {
     std::lock_guard<std::mutex> lock(mu_);
     shutting_down_ = true;

@@ -32,9 +32,13 @@ inline absl::Time SimEpoch() { return absl::UnixEpoch(); }
 class Simulator {
  public:
   Simulator();
-  // Joins every process thread; a process still parked is released with
-  // its killed flag set (its simulator calls return at once).
+  // Shutdown(), then joins every process thread.
   ~Simulator();
+
+  // Kills every unfinished process and lets each unwind, one at a time
+  // (its simulator calls return at once). Call it before destroying what
+  // the processes use (network, transports).
+  void Shutdown();
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
 
