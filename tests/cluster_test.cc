@@ -29,12 +29,7 @@ namespace {
 constexpr int64_t kSteps = 40;
 constexpr int32_t kNoEos = -1;
 
-BackendOptions ExactOneThread() {
-  BackendOptions o;
-  o.threads = 1;
-  o.numerics = Numerics::kExact;
-  return o;
-}
+using testing::ExactOneThread;
 
 SamplerOptions Greedy() { return {0.0, 1.0, 1, 40}; }
 SamplerOptions Sampled() { return {0.9, 0.95, 7, 40}; }

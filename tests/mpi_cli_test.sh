@@ -12,9 +12,8 @@ set -uo pipefail
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/shell_test_lib.sh"
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/mpi_test_lib.sh"
 
-PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  kill_workers
   mpi_cleanup
 }
 trap cleanup EXIT
@@ -40,18 +39,6 @@ fi
 
 GEN=(generate --temperature 0 --steps 60 --threads 1)
 
-# start_worker NAME: a TCP worker on a free loopback port; sets PORT.
-start_worker() {
-  "$BIN" worker --port 0 --bind 127.0.0.1 --threads 1 2>"$T/$1.log" &
-  PIDS+=($!)
-  PORT=""
-  for _ in $(seq 200); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$1.log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  echo "worker $1 did not start: $(cat "$T/$1.log")"; exit 1
-}
 start_worker w1; P1=$PORT
 start_worker w2; P2=$PORT
 start_worker w3; P3=$PORT

@@ -25,12 +25,7 @@ namespace {
 constexpr int64_t kSteps = 48;
 constexpr int32_t kNoEos = -1;
 
-BackendOptions ExactOneThread() {
-  BackendOptions o;
-  o.threads = 1;
-  o.numerics = Numerics::kExact;
-  return o;
-}
+using testing::ExactOneThread;
 
 // An in-process session of `nodes` equal shares.
 class LocalSession : public ClusterSessionHandle {

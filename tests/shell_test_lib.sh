@@ -23,3 +23,23 @@ expect_error() {
     fail "$name (rc=$rc, stderr lines=$lines): $(head -c 300 "$T/err")"
   fi
 }
+
+# Worker processes started by start_worker; kill_workers (trap it on EXIT)
+# kills and reaps them.
+PIDS=()
+kill_workers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+
+# start_worker NAME ARGS...: `shardlm worker` on 127.0.0.1 with 1 thread and
+# a free port (ARGS may give --port); log in $T/NAME.log; sets PORT and WPID.
+start_worker() {
+  local name="$1"; shift
+  "$BIN" worker --port 0 --bind 127.0.0.1 --threads 1 "$@" 2>"$T/$name.log" &
+  WPID=$!; PIDS+=($WPID)
+  PORT=""
+  for _ in $(seq 400); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$name.log" | head -1 | cut -d: -f2)
+    [ -n "$PORT" ] && return 0
+    sleep 0.05
+  done
+  echo "worker $name did not start: $(cat "$T/$name.log")"; exit 1
+}

@@ -9,9 +9,7 @@ set -uo pipefail
 
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/shell_test_lib.sh"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
-trap cleanup EXIT
+trap kill_workers EXIT
 
 if [ -z "$MODEL" ]; then
   MODEL="$T/tiny.gguf"
@@ -20,19 +18,6 @@ fi
 printf 'correct horse battery staple\n' >"$T/secret"
 printf 'wrong\n' >"$T/wrong"
 
-# start_worker NAME ARGS...: starts a worker on a free port; sets PORT.
-start_worker() {
-  local name="$1"; shift
-  "$BIN" worker --port 0 --bind 127.0.0.1 --threads 1 "$@" 2>"$T/$name.log" &
-  PIDS+=($!)
-  PORT=""
-  for _ in $(seq 200); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$name.log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  echo "worker $name did not start: $(cat "$T/$name.log")"; exit 1
-}
 
 start_worker w1 --secret-file "$T/secret" --model "$MODEL"; P1=$PORT
 start_worker w2 --secret-file "$T/secret"; P2=$PORT

@@ -7,27 +7,13 @@ set -uo pipefail
 
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/shell_test_lib.sh"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
-trap cleanup EXIT
+trap kill_workers EXIT
 
 if [ -z "$MODEL" ]; then
   echo "SKIP: ../shared/models/stories260K.gguf is absent"; exit 0
 fi
 STEPS=256
 
-# start_worker NAME [PORT]: sets PORT and WPID.
-start_worker() {
-  "$BIN" worker --port "${2:-0}" --bind 127.0.0.1 --threads 1 --model "$MODEL" 2>"$T/$1.log" &
-  WPID=$!; PIDS+=($WPID)
-  PORT=""
-  for _ in $(seq 400); do
-    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T/$1.log" | head -1 | cut -d: -f2)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  echo "worker $1 did not start: $(cat "$T/$1.log")"; exit 1
-}
 
 # kill_at FILE BYTES PID: kill -9 PID once FILE holds BYTES bytes.
 kill_at() {
@@ -50,9 +36,9 @@ for mode in greedy sampled; do
   "$BIN" generate --model "$MODEL" --steps $STEPS "${SAMPLING[@]}" >"$T/want_$mode" 2>/dev/null
 
   # One worker killed at a random point early in the text.
-  start_worker a; PA=$PORT; A=$WPID
-  start_worker b; PB=$PORT
-  start_worker c; PC=$PORT
+  start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
+  start_worker b --model "$MODEL"; PB=$PORT
+  start_worker c --model "$MODEL"; PC=$PORT
   W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
   at=$(( 20 + RANDOM % 60 ))
   run_case one_$mode "${SAMPLING[@]}" & RUN=$!
@@ -66,9 +52,9 @@ for mode in greedy sampled; do
 done
 
 # Two workers killed at different points: the root ends alone with one worker.
-start_worker a; PA=$PORT; A=$WPID
-start_worker b; PB=$PORT; B2=$WPID
-start_worker c; PC=$PORT
+start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
+start_worker b --model "$MODEL"; PB=$PORT; B2=$WPID
+start_worker c --model "$MODEL"; PC=$PORT
 W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
 run_case two --temperature 0 & RUN=$!
 kill_at "$T/two" 30 $A
@@ -82,14 +68,14 @@ else
 fi
 
 # A killed worker restarted on its port rejoins at the next recovery.
-start_worker a; PA=$PORT; A=$WPID
-start_worker b; PB=$PORT; B2=$WPID
-start_worker c; PC=$PORT
+start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
+start_worker b --model "$MODEL"; PB=$PORT; B2=$WPID
+start_worker c --model "$MODEL"; PC=$PORT
 W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
 run_case rejoin --temperature 0 & RUN=$!
 kill_at "$T/rejoin" 30 $A
 for _ in $(seq 2000); do grep -q "recovered from" "$T/rejoin.err" && break; sleep 0.005; done
-start_worker a2 "$PA"
+start_worker a2 --model "$MODEL" --port "$PA"
 kill_at "$T/rejoin" 250 $B2
 wait $RUN; rc=$?
 if [ "$rc" -eq 0 ] && cmp -s "$T/want_greedy" "$T/rejoin" \

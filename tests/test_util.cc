@@ -22,6 +22,13 @@ bool Exists(const std::string& path) {
 
 }  // namespace
 
+BackendOptions ExactOneThread() {
+  BackendOptions o;
+  o.threads = 1;
+  o.numerics = Numerics::kExact;
+  return o;
+}
+
 std::string ModelPath(const std::string& name) {
   std::vector<std::string> candidates;
   if (const char* srcdir = std::getenv("TEST_SRCDIR")) {

@@ -8,12 +8,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/backend.h"
 #include "core/clock.h"
 #include "core/dtype.h"
 #include "core/synthetic_model.h"
 #include "core/transport.h"
 
 namespace shardlm::testing {
+
+// Backend options of the tests' reference runs: exact numerics, 1 thread.
+BackendOptions ExactOneThread();
 
 // Path of a file under ../shared/models (e.g. "stories260K.gguf") as seen
 // from a Bazel test, or "" when it is absent (tests then GTEST_SKIP).
