@@ -73,7 +73,8 @@ const uint8_t* FileBase(const GgufFile& file) {
 }
 
 // Sends rank `rank` the bytes of its slices as records, then their hash.
-absl::Status StreamWeights(const GgufFile& file, const NodeShard& node, int rank,
+// Streams `node`'s slices to `rank`; returns the bytes of weights sent.
+absl::StatusOr<uint64_t> StreamWeights(const GgufFile& file, const NodeShard& node, int rank,
                            Transport* transport, Clock* clock, absl::Duration timeout,
                            const WeightProgress& progress) {
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
@@ -115,7 +116,8 @@ absl::Status StreamWeights(const GgufFile& file, const NodeShard& node, int rank
   RETURN_IF_ERROR(flush());
   wire::WeightDone done;
   done.set_sha256(hash.Finish());
-  return SendProto(transport, rank, kWeightsTag, done, clock->Now() + timeout);
+  RETURN_IF_ERROR(SendProto(transport, rank, kWeightsTag, done, clock->Now() + timeout));
+  return sent;
 }
 
 }  // namespace
@@ -174,8 +176,10 @@ absl::StatusOr<RootSession> StartClusterRoot(const ModelSource& model,
   }
   for (int r = 1; r < world; ++r) {
     if (!session.streamed[r]) continue;
-    RETURN_IF_ERROR(WithRank(r, StreamWeights(*model.file, plan.nodes()[r], r, transport, clock,
-                                              settings.timeout, progress)));
+    absl::StatusOr<uint64_t> sent = StreamWeights(*model.file, plan.nodes()[r], r, transport,
+                                                  clock, settings.timeout, progress);
+    RETURN_IF_ERROR(WithRank(r, sent.status()));
+    session.streamed_bytes += static_cast<int64_t>(*sent);
   }
   ASSIGN_OR_RETURN(session.engine,
                    ShardedEngine::Create(model.file.get(), plan, backend, transport,

@@ -65,6 +65,7 @@ struct RootSession {
   std::unique_ptr<ShardedEngine> engine;  // rank 0's
   std::vector<std::string> backends;      // per rank, Backend::Describe()
   std::vector<bool> streamed;             // per rank: weights came from the root
+  int64_t streamed_bytes = 0;             // weight bytes the root sent, all ranks
 };
 
 // Called while weights stream: (rank, bytes sent, bytes to send).

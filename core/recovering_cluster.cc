@@ -15,10 +15,12 @@ bool IsRecoverable(const absl::Status& s) {
 
 std::string RecoveryEvent::ToString() const {
   return absl::StrFormat(
-      "recovered from \"%s\": detected after %.1f ms, re-planned %d -> %d nodes in %.1f ms, "
-      "KV cache rebuilt over %d tokens in %.1f ms",
+      "recovered from \"%s\": detected after %.1f ms, re-planned %d -> %d nodes in %.1f ms "
+      "(%.1f MB of weights sent), KV cache rebuilt over %d tokens in %.1f ms, total %.1f ms",
       cause, absl::ToDoubleMilliseconds(detect), nodes_before, nodes_after,
-      absl::ToDoubleMilliseconds(replan), rebuilt_tokens, absl::ToDoubleMilliseconds(rebuild));
+      absl::ToDoubleMilliseconds(replan), static_cast<double>(weight_bytes) / 1e6,
+      rebuilt_tokens, absl::ToDoubleMilliseconds(rebuild),
+      absl::ToDoubleMilliseconds(detect + replan + rebuild));
 }
 
 RecoveringCluster::RecoveringCluster(SessionFactory factory, Clock* clock, int max_recoveries,
@@ -45,6 +47,7 @@ absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> RecoveringCluster::NewSess
 
 absl::Status RecoveringCluster::Start() {
   ASSIGN_OR_RETURN(session_, NewSession());
+  full_nodes_ = session_->nodes();
   return absl::OkStatus();
 }
 
@@ -90,6 +93,7 @@ absl::Status RecoveringCluster::Recover(const absl::Status& cause, absl::Duratio
     const absl::Time replan_start = clock_->Now();
     ASSIGN_OR_RETURN(session_, NewSession());
     event.nodes_after = session_->nodes();
+    event.weight_bytes = session_->weight_bytes();
     const absl::Time rebuild_start = clock_->Now();
     event.replan = rebuild_start - replan_start;
     event.rebuilt_tokens = static_cast<int64_t>(history_.size());
@@ -115,6 +119,17 @@ absl::Status RecoveringCluster::Recover(const absl::Status& cause, absl::Duratio
 
 absl::Status RecoveringCluster::Reset() {
   history_.clear();
+  if (session_->nodes() < full_nodes_ && (!rejoin_probe_ || rejoin_probe_())) {
+    // Nodes were lost: at this request boundary a new session takes back
+    // any that answer again (restarted or new workers).
+    const int before = session_->nodes();
+    session_->Stop().IgnoreError();
+    session_.reset();
+    ASSIGN_OR_RETURN(session_, NewSession());
+    ++rejoin_attempts_;
+    if (on_rejoin_) on_rejoin_(before, session_->nodes());
+    return absl::OkStatus();
+  }
   absl::Status s = session_->root()->Reset();
   if (s.ok() || !IsRecoverable(s)) return s;
   // The session broke between requests: start over on a new one.

@@ -35,6 +35,8 @@ class ClusterSessionHandle {
   virtual void Abort() = 0;
   // Ends it cleanly (workers leave their loop and wait for the next root).
   virtual absl::Status Stop() = 0;
+  // Weight bytes the root sent while starting the session.
+  virtual int64_t weight_bytes() const { return 0; }
 };
 
 // Makes a new session over whichever nodes are reachable now (at least the
@@ -48,6 +50,7 @@ struct RecoveryEvent {
   int nodes_after = 0;
   absl::Duration detect;      // from the failing step's start to its error
   absl::Duration replan;      // new session: mesh, plan, weights
+  int64_t weight_bytes = 0;   // weights the root sent to the new session
   int64_t rebuilt_tokens = 0;
   absl::Duration rebuild;     // KV cache rebuilt over those tokens
   std::string ToString() const;
@@ -71,8 +74,17 @@ class RecoveringCluster : public TokenStepper {
   int64_t max_seq_len() const override;
   absl::StatusOr<int32_t> Step(absl::Span<const int32_t> tokens, Sampler* sampler) override;
 
-  // Forgets the sequence (between requests).
+  // Forgets the sequence (between requests). When the session has fewer
+  // nodes than the first one had and the rejoin probe says a lost node may
+  // answer, starts a new session first, so that workers that answer again
+  // (restarted or new) rejoin the plan.
   absl::Status Reset();
+  // New sessions Reset started to take lost nodes back.
+  int rejoin_attempts() const { return rejoin_attempts_; }
+  // Whether any lost node might answer now (cheap; default: always try).
+  void set_rejoin_probe(std::function<bool()> probe) { rejoin_probe_ = std::move(probe); }
+  // Hears of each rejoin session: (nodes before, nodes after).
+  void set_on_rejoin(std::function<void(int, int)> on_rejoin) { on_rejoin_ = std::move(on_rejoin); }
   // Ends the session cleanly.
   absl::Status Stop();
 
@@ -96,6 +108,10 @@ class RecoveringCluster : public TokenStepper {
   std::unique_ptr<ClusterSessionHandle> session_;
   std::vector<int32_t> history_;  // every token in the KV cache, in order
   std::vector<RecoveryEvent> recoveries_;
+  int full_nodes_ = 0;  // nodes of the first session
+  int rejoin_attempts_ = 0;
+  std::function<bool()> rejoin_probe_;
+  std::function<void(int, int)> on_rejoin_;
 };
 
 }  // namespace shardlm

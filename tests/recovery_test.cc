@@ -162,6 +162,25 @@ TEST_P(RecoveryTest, FailureDuringTheRebuildIsRecoveredToo) {
   EXPECT_EQ(cluster.nodes(), 2);
 }
 
+TEST_P(RecoveryTest, LostNodesRejoinAtTheNextRequest) {
+  const SamplerOptions greedy{0.0, 1.0, 1, 40};
+  const std::vector<int32_t> want = Single(greedy);
+  RecoveringCluster cluster(Factory({4, 3, 4}), &clock_);
+  ASSERT_TRUE(cluster.Start().ok());
+  EXPECT_EQ(Run(&cluster, greedy, [&](int k) {
+              if (k == 9) current_->hub()->Kill(2);
+            }),
+            want);
+  EXPECT_EQ(cluster.nodes(), 3);
+  ASSERT_TRUE(cluster.Reset().ok());
+  EXPECT_EQ(cluster.nodes(), 4);  // the fourth node is back
+  EXPECT_EQ(cluster.rejoin_attempts(), 1);
+  EXPECT_EQ(Run(&cluster, greedy, nullptr), want);
+  ASSERT_TRUE(cluster.Reset().ok());  // full again: no new session
+  EXPECT_EQ(cluster.rejoin_attempts(), 1);
+  EXPECT_EQ(made_, 3);
+}
+
 TEST(RecoveryErrorsTest, BadRequestsAreNotRetried) {
   EXPECT_TRUE(IsRecoverable(absl::UnavailableError("x")));
   EXPECT_TRUE(IsRecoverable(absl::DeadlineExceededError("x")));

@@ -224,6 +224,7 @@ class TcpSession : public ClusterSessionHandle {
   ~TcpSession() override { transport_->Abort(); }
   ClusterRoot* root() override { return &root_; }
   int nodes() const override { return transport_->world_size(); }
+  int64_t weight_bytes() const override { return session_.streamed_bytes; }
   void Abort() override { transport_->Abort(); }
   absl::Status Stop() override {
     const absl::Status s = root_.Stop();
@@ -249,13 +250,20 @@ class TcpLaunched : public LaunchedCluster {
         cluster_([this] { return NewSession(); }, clock, /*max_recoveries=*/16,
                  [](const RecoveryEvent& e) {
                    std::fprintf(stderr, "shardlm: %s\n", e.ToString().c_str());
-                 }) {}
+                 }) {
+    cluster_.set_rejoin_probe([this] { return LostWorkerAnswers(); });
+    cluster_.set_on_rejoin([](int before, int after) {
+      std::fprintf(stderr, "shardlm: new session for the next request: %d -> %d nodes\n", before,
+                   after);
+    });
+  }
   ~TcpLaunched() override { Stop().IgnoreError(); }
 
   absl::Status Start() { return cluster_.Start(); }
   ClusterRoot* root() override { return cluster_.root(); }
   TokenStepper* stepper() override { return &cluster_; }
   int recoveries() const override { return static_cast<int>(cluster_.recoveries().size()); }
+  absl::Status NextRequest() override { return cluster_.Reset(); }
   absl::Status Stop() override {
     if (stopped_) return stop_status_;
     stopped_ = true;
@@ -265,8 +273,12 @@ class TcpLaunched : public LaunchedCluster {
 
  private:
   absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> NewSession();
+  // Whether a worker left out of the current session accepts connections
+  // again (a quick connect, no handshake).
+  bool LostWorkerAnswers() const;
 
   const std::vector<tcp::HostPort> workers_;
+  std::vector<bool> in_session_;  // per worker: part of the current session
   const tcp::MeshOptions mesh_;
   ModelSource model_;
   std::unique_ptr<Backend> backend_;
@@ -304,10 +316,22 @@ absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> TcpLaunched::NewSession() 
     return session.status();
   }
   first_ = false;
+  in_session_.assign(workers_.size(), false);
+  for (int i : dialed.included) in_session_[i] = true;
   ClusterOptions options;
   options.clock = clock_;
   options.timeout = settings.timeout;
   return std::make_unique<TcpSession>(std::move(dialed.transport), *std::move(session), options);
+}
+
+bool TcpLaunched::LostWorkerAnswers() const {
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (i < in_session_.size() && in_session_[i]) continue;
+    absl::StatusOr<tcp::Socket> probe = tcp::Connect(
+        workers_[i].host, workers_[i].port, clock_->Now() + absl::Milliseconds(500), clock_);
+    if (probe.ok()) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,

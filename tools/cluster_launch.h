@@ -35,6 +35,10 @@ class LaunchedCluster {
   virtual TokenStepper* stepper() = 0;
   // Lost-worker recoveries so far.
   virtual int recoveries() const { return 0; }
+  // Readies the cluster for the next request: every node forgets the last
+  // sequence; over TCP, workers lost earlier that answer again rejoin the
+  // plan first (a new session).
+  virtual absl::Status NextRequest() { return root()->Reset(); }
   // Ends the session on every node (workers go back to waiting for a root).
   virtual absl::Status Stop() = 0;
   // "<rank 0 backend> | nodes N (shares ...) over <transport>".
