@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <utility>
 
@@ -102,6 +103,11 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::strin
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": ", c.shares_size(), " shares for ", c.nodes(), " nodes"));
   }
+  if (c.max_nodes() != 0 && (c.max_nodes() < c.nodes() || c.max_nodes() > 64 ||
+                             c.shares_size() != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": cluster.max_nodes must be in [nodes, 64], without shares (they are equal)"));
+  }
   if (scenario.requests().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no requests"));
   }
@@ -116,6 +122,14 @@ absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::strin
     }
   }
   return scenario;
+}
+
+int NodesForSeed(const Cluster& cluster, uint64_t seed) {
+  if (cluster.max_nodes() <= cluster.nodes()) return cluster.nodes();
+  // A stream of its own, so that the faults a seed draws stay the same.
+  std::mt19937_64 rng(seed * 0xD1B54A32D192ED03ull + 29);
+  const uint64_t span = static_cast<uint64_t>(cluster.max_nodes() - cluster.nodes()) + 1;
+  return cluster.nodes() + static_cast<int>(rng() % span);
 }
 
 absl::StatusOr<Scenario> LoadScenario(const std::string& path) {
@@ -145,9 +159,12 @@ absl::StatusOr<std::unique_ptr<ScenarioRunner>> ScenarioRunner::Create(
                                   : std::vector<int>(c.shares().begin(), c.shares().end());
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(*r->model_.file));
   ASSIGN_OR_RETURN(const PlanWeightInfo info, PlanWeightInfo::FromGguf(*r->model_.file));
-  const absl::Status plan = ShardPlan::Create(config, r->shares_, info).status();
-  if (!plan.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(scenario.name(), ": ", plan.message()));
+  for (int n = c.nodes(); n <= std::max(c.nodes(), c.max_nodes()); ++n) {
+    const std::vector<int> shares = n == c.nodes() ? r->shares_ : std::vector<int>(n, 1);
+    const absl::Status plan = ShardPlan::Create(config, shares, info).status();
+    if (!plan.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(scenario.name(), ": ", plan.message()));
+    }
   }
   return r;
 }
@@ -201,7 +218,9 @@ void CheckCoverage(const std::map<int, NodeShard>& shards, const LlamaConfig& co
 
 absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) const {
   const Cluster& c = scenario_.cluster();
-  const int n = c.nodes();
+  const int n = NodesForSeed(c, options.seed);
+  Scenario sized = scenario_;  // what this seed runs: its node count
+  sized.mutable_cluster()->set_nodes(n);
   Simulator sim;
   SimClock clock(&sim);
   LinkModel link;
@@ -212,7 +231,7 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
   if (options.observer) net.set_observer(options.observer);
 
   SessionSettings settings;
-  settings.shares = shares_;
+  settings.shares = n == c.nodes() ? shares_ : std::vector<int>(n, 1);
   settings.timeout = absl::Microseconds(
       static_cast<int64_t>((c.timeout_ms() > 0 ? c.timeout_ms() : 2000) * 1e3));
   RunState state;
@@ -273,7 +292,7 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
     return pid;
   };
   for (int node = 0; node < n; ++node) pids[node] = spawn(node);
-  const std::vector<Fault> faults = DrawFaults(scenario_, options.seed);
+  const std::vector<Fault> faults = DrawFaults(sized, options.seed);
   ScheduleFaults(faults, &sim, &net, FaultTargets{&pids, spawn});
   sim.Run(SimEpoch() + absl::Hours(1));
   // Workers still waiting for a root unwind now, while what they use lives.
@@ -373,8 +392,12 @@ SimRunReport ScenarioRunner::Report(const SimRunOptions& options, const Simulato
                                     const RunState& state) const {
   SimRunReport r;
   r.seed = options.seed;
+  r.nodes = net.nodes();
   r.requests = state.outcomes;
-  for (const Fault& f : faults) r.faults.push_back(DescribeFault(f));
+  for (const Fault& f : faults) {
+    r.faults.push_back(DescribeFault(f));
+    r.fault_kinds.push_back(f.kind());
+  }
   r.events = sim.events();
   r.virtual_time = state.root_done - SimEpoch();
   r.trace_hash = net.trace_hash();

@@ -42,8 +42,10 @@ struct RequestOutcome {
 
 struct SimRunReport {
   uint64_t seed = 0;
+  int nodes = 0;                        // the cluster's size in this run
   std::vector<RequestOutcome> requests;
   std::vector<std::string> faults;      // what was injected, in time order
+  std::vector<Fault::Kind> fault_kinds;  // their kinds, in the same order
   std::vector<std::string> violations;  // broken invariants (empty: all held)
   int64_t events = 0;                   // simulator events
   int64_t messages = 0;                 // network sends
@@ -93,6 +95,10 @@ class ScenarioRunner {
 absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::string& source);
 // Reads and parses the file at `path`.
 absl::StatusOr<Scenario> LoadScenario(const std::string& path);
+
+// The node count a seed runs on: cluster.nodes, or with max_nodes a draw
+// from [nodes, max_nodes] (deterministic in the seed).
+int NodesForSeed(const Cluster& cluster, uint64_t seed);
 
 }  // namespace shardlm::sim
 

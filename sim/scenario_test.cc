@@ -3,6 +3,7 @@
 // leave the single-node text intact, a crash fails requests with a reason,
 // and an injected sharding bug is caught.
 #include <cstdlib>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -115,6 +116,50 @@ TEST(ScenarioTest, BadScenariosAreClearErrors) {
                   .status()
                   .message(),
               HasSubstr("outside"));
+  EXPECT_THAT(ParseScenario("cluster { nodes: 4 max_nodes: 3 } model { preset: \"tiny\" } "
+                            "requests {}", "x").status().message(),
+              HasSubstr("max_nodes"));
+  EXPECT_THAT(ParseScenario("cluster { nodes: 2 max_nodes: 3 shares: [1, 2] } "
+                            "model { preset: \"tiny\" } requests {}", "x").status().message(),
+              HasSubstr("max_nodes"));
+}
+
+TEST(ScenarioTest, SeedsDrawEveryClusterSizeInTheRange) {
+  Cluster c;
+  c.set_nodes(2);
+  c.set_max_nodes(8);
+  std::set<int> seen;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const int n = NodesForSeed(c, seed);
+    EXPECT_EQ(n, NodesForSeed(c, seed));
+    ASSERT_GE(n, 2);
+    ASSERT_LE(n, 8);
+    seen.insert(n);
+  }
+  EXPECT_EQ(seen.size(), 7u);
+  c.set_max_nodes(0);
+  EXPECT_EQ(NodesForSeed(c, 5), 2);
+}
+
+// A seed's run uses the drawn cluster size; the faults stay inside it.
+TEST(ScenarioTest, SwarmOverClusterSizesRunsTheDrawnSize) {
+  absl::StatusOr<Scenario> s = ParseScenario(
+      "name: \"sizes\" cluster { nodes: 2 max_nodes: 5 timeout_ms: 30 } "
+      "model { preset: \"tiny\" type: \"f32\" } requests { prompt: \"a b\" steps: 6 } "
+      "random_faults { count: 2 kinds: [CRASH, PAUSE] within_ms: 5 max_duration_ms: 10 } "
+      "recover: true",
+      "x");
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto runner = ScenarioRunner::Create(*s, ".");
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SimRunOptions o;
+    o.seed = seed;
+    absl::StatusOr<SimRunReport> r = (*runner)->Run(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->nodes, NodesForSeed(s->cluster(), seed));
+    EXPECT_TRUE(r->violations.empty()) << r->violations[0];
+  }
 }
 
 }  // namespace

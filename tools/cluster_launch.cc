@@ -36,7 +36,12 @@ DEFINE_string(wire, "auto",
               "All-reduce wire format: exact (int64 fixed point; --numerics exact), f32, f16, "
               "q8_0 (--numerics fast); auto: exact or q8_0 to match --numerics");
 DEFINE_string(allreduce, "auto", "All-reduce algorithm: auto, ring or direct");
-DEFINE_int32(cluster_timeout_s, 60, "Seconds any cluster step may take before it fails");
+DEFINE_int32(cluster_timeout_s, 60,
+             "Seconds any cluster step may take before it fails (a backstop for a node that "
+             "answers heartbeats but never finishes)");
+DEFINE_double(failure_timeout, 3,
+              "--transport tcp: seconds a node may go silent (no data, no heartbeat) before it is "
+              "declared dead and the cluster recovers without it; 0: no heartbeats");
 DEFINE_bool(local_weights, false,
             "--transport mpi: every rank reads its own copy of --model (used when its SHA-256 "
             "equals rank 0's) instead of receiving its slices from rank 0");
@@ -342,6 +347,12 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& pa
   tcp::MeshOptions mesh;
   mesh.clock = clock;
   mesh.setup_timeout = settings.timeout;
+  if (FLAGS_failure_timeout > 0) {
+    mesh.failure_timeout = absl::Seconds(FLAGS_failure_timeout);
+    // A worker that is alive answers a handshake at once; one that is
+    // frozen must not hold a recovery up for long.
+    mesh.handshake_timeout = std::clamp(mesh.failure_timeout, absl::Seconds(1), absl::Seconds(10));
+  }
   if (!SecretFileFlag().empty()) {
     ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
   }
@@ -502,6 +513,9 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
     ClusterProcess* process) {
   if (FLAGS_cluster_timeout_s < 1) {
     return absl::InvalidArgumentError("--cluster-timeout-s must be >= 1");
+  }
+  if (!(FLAGS_failure_timeout >= 0) || FLAGS_failure_timeout > 3600) {
+    return absl::InvalidArgumentError("--failure-timeout must be between 0 and 3600 seconds");
   }
   SessionSettings settings;
   settings.shares = shares;

@@ -31,6 +31,9 @@
 #include "tools/cluster_launch.h"
 
 DEFINE_string(prompt, "", "Text to continue (empty: start from BOS)");
+DEFINE_string(prompts, "",
+              "File of prompts, one per line: each is a request of its own, run in turn on the "
+              "same model or cluster (the same seed each), its text printed on a line of its own");
 DEFINE_int64(steps, 256, "Most tokens to generate (stops earlier at end-of-text)");
 DEFINE_double(temperature, 0.8, "Sampling temperature; 0 is greedy");
 DEFINE_double(top_p, 0.95, "Nucleus sampling mass in (0, 1]");
@@ -59,24 +62,47 @@ struct Target {
   std::function<absl::StatusOr<GenerationStats>(Sampler*, absl::Span<const int32_t>,
                                                 const OnToken&)>
       generate;
+  // Readies the model or cluster for the next request.
+  std::function<absl::Status()> next_request;
 };
 
-// Checks the model against the tokenizer and the prompt against the
-// context, then generates, printing the text and (--stats) the numbers.
-absl::Status RunAndPrint(const Tokenizer& tokenizer, const SamplerOptions& sampling,
-                         const Target& target, absl::Duration load_time, const std::string& path) {
-  if (target.config->vocab_size != tokenizer.vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocabulary is ",
-        target.config->vocab_size));
+// The requests the flags ask for: --prompt, or each line of --prompts.
+absl::StatusOr<std::vector<std::string>> PromptsFromFlags() {
+  if (FLAGS_prompts.empty()) return std::vector<std::string>{FLAGS_prompt};
+  if (!FLAGS_prompt.empty()) {
+    return absl::InvalidArgumentError("give --prompt or --prompts, not both");
   }
-  const std::vector<int32_t> prompt = tokenizer.Encode(FLAGS_prompt, /*add_bos=*/true);
+  std::FILE* f = std::fopen(FLAGS_prompts.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::NotFoundError(absl::StrCat("--prompts: cannot open ", FLAGS_prompts));
+  }
+  std::vector<std::string> prompts(1);
+  for (int c; (c = std::fgetc(f)) != EOF;) {
+    if (c == '\n') {
+      prompts.emplace_back();
+    } else if (c != '\r') {
+      prompts.back().push_back(static_cast<char>(c));
+    }
+  }
+  const bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  if (read_error) return absl::DataLossError(absl::StrCat("--prompts: cannot read ", FLAGS_prompts));
+  if (prompts.back().empty()) prompts.pop_back();  // the newline ending the last line
+  if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat("--prompts: ", FLAGS_prompts, " is empty"));
+  return prompts;
+}
+
+// Generates from one prompt, printing the text and (--stats) the numbers.
+absl::Status RunRequest(const Tokenizer& tokenizer, const SamplerOptions& sampling,
+                        const Target& target, absl::Duration load_time,
+                        const std::string& text) {
+  const std::vector<int32_t> prompt = tokenizer.Encode(text, /*add_bos=*/true);
   if (static_cast<int64_t>(prompt.size()) >= target.max_seq_len) {
     return absl::InvalidArgumentError(absl::StrCat("prompt is ", prompt.size(),
                                                    " tokens, the context holds ",
                                                    target.max_seq_len, " (see --ctx)"));
   }
-  RETURN_IF_ERROR(WriteOut(FLAGS_prompt));
+  RETURN_IF_ERROR(WriteOut(text));
   Sampler sampler(sampling);
   Detokenizer detok(&tokenizer, prompt.back());
   ASSIGN_OR_RETURN(GenerationStats stats,
@@ -95,6 +121,22 @@ absl::Status RunAndPrint(const Tokenizer& tokenizer, const SamplerOptions& sampl
                  static_cast<long long>(stats.prompt_tokens), stats.prefill_tokens_per_second(),
                  static_cast<long long>(stats.generated_tokens), stats.decode_tokens_per_second(),
                  target.describe.c_str());
+  }
+  return absl::OkStatus();
+}
+
+// Checks the model against the tokenizer, then runs every request.
+absl::Status RunAndPrint(const Tokenizer& tokenizer, const SamplerOptions& sampling,
+                         const Target& target, absl::Duration load_time, const std::string& path) {
+  if (target.config->vocab_size != tokenizer.vocab_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": tokenizer has ", tokenizer.vocab_size(), " tokens but the model's vocabulary is ",
+        target.config->vocab_size));
+  }
+  ASSIGN_OR_RETURN(const std::vector<std::string> prompts, PromptsFromFlags());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (i > 0) RETURN_IF_ERROR(target.next_request());
+    RETURN_IF_ERROR(RunRequest(tokenizer, sampling, target, load_time, prompts[i]));
   }
   return absl::OkStatus();
 }
@@ -118,6 +160,10 @@ absl::Status RunSingleNode(const GgufFile& file, const Tokenizer& tokenizer,
     return Generate(engine.get(), sampler, prompt, FLAGS_steps, tokenizer.eos_id(), clock,
                     on_token);
   };
+  target.next_request = [&] {
+    engine->Reset();
+    return absl::OkStatus();
+  };
   return RunAndPrint(tokenizer, sampling, target, clock->Now() - load_start, path);
 }
 
@@ -137,8 +183,11 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
   // session then running: a recovery starts a new one).
   std::vector<NodeTraffic> start, after_prompt;
   int64_t tokens_out = 0;
+  target.next_request = [&] { return cluster->NextRequest(); };
   target.generate = [&](Sampler* sampler, absl::Span<const int32_t> prompt,
                         const OnToken& on_token) -> absl::StatusOr<GenerationStats> {
+    tokens_out = 0;
+    const int recoveries_before = cluster->recoveries();
     if (FLAGS_stats) {
       ASSIGN_OR_RETURN(start, cluster->root()->CollectStats());
     }
@@ -150,9 +199,10 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
                                 }
                                 return on_token(id);
                               }));
-    if (FLAGS_stats && cluster->recoveries() > 0) {
-      std::fprintf(stderr, "recovered from %d lost worker(s); per-node traffic not shown (the "
-                   "sessions changed)\n", cluster->recoveries());
+    const int recovered = cluster->recoveries() - recoveries_before;
+    if (FLAGS_stats && recovered > 0) {
+      std::fprintf(stderr, "recovered from %d lost worker(s) (timelines above); per-node traffic "
+                   "not shown (the sessions changed)\n", recovered);
     } else if (FLAGS_stats && tokens_out > 0) {
       ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, cluster->root()->CollectStats());
       PrintTrafficTable(start, after_prompt, static_cast<int64_t>(prompt.size()), "prompt");

@@ -5,6 +5,7 @@
 // trace for Perfetto.
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -108,13 +109,40 @@ absl::StatusOr<sim::SimRunReport> RunSeed(const sim::ScenarioRunner& runner, uin
 void PrintRow(const sim::SimRunReport& r, double wall_ms) {
   int done = 0;
   for (const auto& q : r.requests) done += q.completed;
-  std::printf("%8llu  %4d/%-4zu  %6zu  %9lld  %8lld  %11.3f  %8.1f  %016llx  %s\n",
-              static_cast<unsigned long long>(r.seed), done, r.requests.size(), r.faults.size(),
+  std::printf("%8llu  %5d  %4d/%-4zu  %6zu  %9lld  %8lld  %11.3f  %8.1f  %016llx  %s\n",
+              static_cast<unsigned long long>(r.seed), r.nodes, done, r.requests.size(),
+              r.faults.size(),
               static_cast<long long>(r.events), static_cast<long long>(r.messages),
               absl::ToDoubleMilliseconds(r.virtual_time), wall_ms,
               static_cast<unsigned long long>(r.trace_hash),
               r.violations.empty() ? "ok" : r.violations[0].c_str());
 }
+
+// What a swarm of seeds covered: cluster sizes, faults, recoveries.
+class SwarmTally {
+ public:
+  void Add(const sim::SimRunReport& r) {
+    ++nodes_[r.nodes];
+    for (sim::Fault::Kind k : r.fault_kinds) ++faults_[sim::Fault::Kind_Name(k)];
+    recoveries_ += static_cast<int64_t>(r.recoveries.size());
+    for (const auto& q : r.requests) completed_ += q.completed;
+    requests_ += static_cast<int64_t>(r.requests.size());
+  }
+  void Print() const {
+    std::string nodes, faults;
+    for (const auto& [n, count] : nodes_) absl::StrAppend(&nodes, " ", n, ":", count);
+    for (const auto& [kind, count] : faults_) absl::StrAppend(&faults, " ", kind, ":", count);
+    std::printf("runs per node count:%s\nfaults injected:%s\nrecoveries: %lld; requests "
+                "completed: %lld of %lld\n",
+                nodes.c_str(), faults.c_str(), static_cast<long long>(recoveries_),
+                static_cast<long long>(completed_), static_cast<long long>(requests_));
+  }
+
+ private:
+  std::map<int, int64_t> nodes_;
+  std::map<std::string, int64_t> faults_;
+  int64_t recoveries_ = 0, completed_ = 0, requests_ = 0;
+};
 
 absl::Status RunSimImpl(int* failures) {
   if (FLAGS_scenario.empty()) return absl::InvalidArgumentError("--scenario FILE is required");
@@ -124,14 +152,16 @@ absl::Status RunSimImpl(int* failures) {
   ASSIGN_OR_RETURN(std::unique_ptr<sim::ScenarioRunner> runner,
                    sim::ScenarioRunner::Create(scenario, dir.empty() ? "." : dir));
   std::printf("scenario %s: %s\n", scenario.name().c_str(), scenario.description().c_str());
-  std::printf("%8s  %9s  %6s  %9s  %8s  %11s  %8s  %16s  %s\n", "seed", "requests", "faults",
+  std::printf("%8s  %5s  %9s  %6s  %9s  %8s  %11s  %8s  %16s  %s\n", "seed", "nodes", "requests", "faults",
               "events", "messages", "virtual ms", "wall ms", "trace hash", "invariants");
   std::vector<std::string> repro;
+  SwarmTally tally;
   for (uint64_t seed = range.first; seed <= range.second; ++seed) {
     std::vector<NetEvent> events;
     const absl::Time start = absl::Now();
     ASSIGN_OR_RETURN(const sim::SimRunReport report, RunSeed(*runner, seed, &events));
     PrintRow(report, absl::ToDoubleMilliseconds(absl::Now() - start));
+    tally.Add(report);
     if (range.first == range.second) {
       for (const std::string& f : report.faults) std::printf("  fault   %s\n", f.c_str());
       for (const RecoveryEvent& e : report.recoveries) {
@@ -153,6 +183,7 @@ absl::Status RunSimImpl(int* failures) {
     }
   }
   const uint64_t runs = range.second - range.first + 1;
+  if (runs > 1) tally.Print();
   std::printf("%llu runs, %d with broken invariants\n", static_cast<unsigned long long>(runs),
               *failures);
   for (const std::string& line : repro) std::printf("reproduce: %s\n", line.c_str());

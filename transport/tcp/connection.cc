@@ -17,12 +17,26 @@ absl::Status FramedConnection::WithPeer(const absl::Status& s) const {
 
 absl::Status FramedConnection::SendFrame(uint16_t type, uint32_t tag,
                                          absl::Span<const uint8_t> payload, absl::Time deadline) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return SendLocked(type, tag, payload, deadline);
+}
+
+absl::Status FramedConnection::SendFrameIfIdle(uint16_t type, uint32_t tag,
+                                               absl::Span<const uint8_t> payload,
+                                               absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(send_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return absl::OkStatus();
+  return SendLocked(type, tag, payload, deadline);
+}
+
+absl::Status FramedConnection::SendLocked(uint16_t type, uint32_t tag,
+                                          absl::Span<const uint8_t> payload,
+                                          absl::Time deadline) {
   if (payload.size() > max_frame_size_) {
     return absl::InvalidArgumentError(absl::StrCat("send to ", peer(), ": frame of ",
                                                    payload.size(), " bytes exceeds the maximum ",
                                                    max_frame_size_));
   }
-  std::lock_guard<std::mutex> lock(send_mu_);
   if (send_broken_) {
     return absl::FailedPreconditionError(
         absl::StrCat("send to ", peer(), ": connection broken by an earlier failed send"));

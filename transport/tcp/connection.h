@@ -45,6 +45,10 @@ class FramedConnection {
 
   // Sends one frame by `deadline`. A payload over max_frame_size() is
   // InvalidArgument (nothing is sent).
+  // SendFrame unless another send is under way (then nothing is sent and
+  // the result is OK): for heartbeats, which must never wait behind data.
+  absl::Status SendFrameIfIdle(uint16_t type, uint32_t tag, absl::Span<const uint8_t> payload,
+                               absl::Time deadline);
   absl::Status SendFrame(uint16_t type, uint32_t tag, absl::Span<const uint8_t> payload,
                          absl::Time deadline);
 
@@ -59,6 +63,9 @@ class FramedConnection {
 
  private:
   // Reads into the pending frame; requires recv_mu_.
+  // SendFrame's work; send_mu_ is held.
+  absl::Status SendLocked(uint16_t type, uint32_t tag, absl::Span<const uint8_t> payload,
+                          absl::Time deadline);
   absl::Status ReadHeader(absl::Time deadline);
   absl::Status ReadPayload(absl::Time deadline);
   absl::Status WithPeer(const absl::Status& s) const;

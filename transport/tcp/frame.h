@@ -33,6 +33,7 @@ enum FrameType : uint16_t {
   kFrameError = 3,  // payload: one line of text; the sender closes next
   kFrameJoin = 4,   // payload: a serialized wire::MeshJoin (after the handshake)
   kFrameReady = 5,  // payload: a serialized wire::MeshReady (worker to root)
+  kFrameHeartbeat = 6,  // no payload: "still here", on an otherwise quiet link
   kFrameData = 16,  // payload: a Transport message under `tag`
 };
 

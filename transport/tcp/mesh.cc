@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -27,6 +29,13 @@ struct MeshListener::RootJoin {
 namespace {
 
 constexpr int kMaxWorldSize = 1024;
+
+// A failure timeout as MeshJoin carries it (0: none).
+uint32_t FailureTimeoutMs(absl::Duration timeout) {
+  if (timeout == absl::InfiniteDuration() || timeout <= absl::ZeroDuration()) return 0;
+  return static_cast<uint32_t>(std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout), 1,
+                                                   std::numeric_limits<uint32_t>::max()));
+}
 constexpr int kMaxHandlers = 64;
 constexpr absl::Duration kAcceptPoll = absl::Milliseconds(200);
 
@@ -170,6 +179,7 @@ absl::StatusOr<DialedCluster> DialAvailable(const std::vector<HostPort>& workers
   join.set_role(wire::MeshJoin::ROOT);
   join.set_session_id(session_id);
   join.set_world_size(world);
+  join.set_failure_timeout_ms(FailureTimeoutMs(options.failure_timeout));
   join.add_peers("");
   for (int i : out.included) join.add_peers(Name(workers[i]));
   for (int r = 1; r < world; ++r) {
@@ -195,7 +205,8 @@ absl::StatusOr<DialedCluster> DialAvailable(const std::vector<HostPort>& workers
                                        ready.status().message()));
     }
   }
-  out.transport = std::make_unique<TcpTransport>(0, std::move(conns), options.clock);
+  out.transport = std::make_unique<TcpTransport>(
+      0, std::move(conns), options.clock, absl::Milliseconds(join.failure_timeout_ms()));
   return out;
 }
 
@@ -393,7 +404,8 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> MeshListener::JoinMesh(RootJoin& r
   RETURN_IF_ERROR(WaitForPeers(join.session_id(), rank, world, *root.conn, &conns, deadline));
   RETURN_IF_ERROR(SendProto(*root.conn, kFrameReady, wire::MeshReady(), deadline));
   conns[0] = std::move(root.conn);
-  return std::make_unique<TcpTransport>(rank, std::move(conns), options_.clock);
+  return std::make_unique<TcpTransport>(rank, std::move(conns), options_.clock,
+                                        absl::Milliseconds(join.failure_timeout_ms()));
 }
 
 absl::Status MeshListener::WaitForPeers(uint64_t session_id, int rank, int world,

@@ -46,6 +46,9 @@ struct MeshOptions {
   absl::Duration handshake_timeout = absl::Seconds(10);
   // Bound on the whole mesh setup (every worker answering MeshReady).
   absl::Duration setup_timeout = absl::Seconds(60);
+  // Root only: the session's failure timeout, which the workers adopt
+  // (TcpTransport heartbeats); zero: no heartbeats.
+  absl::Duration failure_timeout = absl::ZeroDuration();
 };
 
 // How DialAvailable treats workers it cannot use.

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
 #include "gmock/gmock.h"
@@ -212,6 +213,85 @@ TEST_F(MeshTest, PeerDisappearingFailsRecvPromptly) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
   EXPECT_THAT(got.status().message(), HasSubstr("rank 1"));
   EXPECT_LT(clock_.Now() - start, absl::Seconds(5));
+}
+
+// With a failure timeout every link heartbeats: a session idle for several
+// timeouts stays up.
+TEST_F(MeshTest, HeartbeatsKeepAQuietSessionAlive) {
+  StartWorkers(2, "");
+  auto threads = ServeOnce([this](Transport& t) {
+    auto got = t.Recv(0, 7, clock_.Now() + kTimeout);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(t.Send(0, 8, *got, clock_.Now() + kTimeout).ok());
+  });
+  MeshOptions options = Options("");
+  options.failure_timeout = absl::Milliseconds(300);
+  auto root = DialCluster(Addresses(), options);
+  ASSERT_TRUE(root.ok()) << root.status();
+  absl::SleepFor(absl::Milliseconds(1500));  // five failure timeouts of silence
+  const std::vector<uint8_t> ping = {1, 2, 3};
+  for (int r = 1; r <= 2; ++r) {
+    ASSERT_TRUE((*root)->Send(r, 7, ping, clock_.Now() + kTimeout).ok());
+    auto got = (*root)->Recv(r, 8, clock_.Now() + kTimeout);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, ping);
+  }
+  for (auto& th : threads) th.join();
+}
+
+// A worker that stops sending anything (a frozen process) is declared dead
+// after the failure timeout, not after the 10 s deadline of the call.
+TEST_F(MeshTest, SilentWorkerIsDeclaredDead) {
+  StartWorkers(1, "");
+  absl::Status worker_saw;
+  auto threads = ServeOnce([&](Transport& t) {
+    static_cast<TcpTransport&>(t).PauseHeartbeatsForTesting(true);
+    worker_saw = t.Recv(0, 7, clock_.Now() + kTimeout).status();
+  });
+  MeshOptions options = Options("");
+  options.failure_timeout = absl::Milliseconds(400);
+  auto root = DialCluster(Addresses(), options);
+  ASSERT_TRUE(root.ok()) << root.status();
+  const absl::Time start = clock_.Now();
+  auto got = (*root)->Recv(1, 7, start + kTimeout);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+  EXPECT_THAT(got.status().message(), HasSubstr("rank 1"));
+  EXPECT_THAT(got.status().message(), HasSubstr("went silent"));
+  EXPECT_LT(clock_.Now() - start, absl::Seconds(5));
+  for (auto& th : threads) th.join();
+  // The worker learns at once that its session is over (the root closed it).
+  EXPECT_EQ(worker_saw.code(), absl::StatusCode::kUnavailable) << worker_saw;
+}
+
+// The workers adopt the root's failure timeout: a silent root is dead to
+// them, and a pause shorter than the timeout costs nothing.
+TEST_F(MeshTest, WorkersDeclareASilentRootDeadButSurviveAShortPause) {
+  StartWorkers(1, "");
+  absl::Status first, second;
+  absl::Duration waited;
+  auto threads = ServeOnce([&](Transport& t) {
+    first = t.Recv(0, 7, clock_.Now() + kTimeout).status();
+    const absl::Time start = clock_.Now();
+    second = t.Recv(0, 7, start + kTimeout).status();
+    waited = clock_.Now() - start;
+  });
+  MeshOptions options = Options("");
+  options.failure_timeout = absl::Milliseconds(600);
+  auto root = DialCluster(Addresses(), options);
+  ASSERT_TRUE(root.ok()) << root.status();
+  TcpTransport& t = **root;
+  t.PauseHeartbeatsForTesting(true);
+  absl::SleepFor(absl::Milliseconds(150));  // a quarter of the timeout
+  t.PauseHeartbeatsForTesting(false);
+  absl::SleepFor(absl::Milliseconds(900));
+  ASSERT_TRUE(t.Send(1, 7, std::vector<uint8_t>{1}, clock_.Now() + kTimeout).ok());
+  t.PauseHeartbeatsForTesting(true);  // now for good
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(first.ok()) << first;
+  EXPECT_EQ(second.code(), absl::StatusCode::kUnavailable) << second;
+  EXPECT_THAT(second.message(), HasSubstr("went silent"));
+  EXPECT_LT(waited, absl::Seconds(5));
 }
 
 TEST_F(MeshTest, UnreachableWorkerIsAClearError) {

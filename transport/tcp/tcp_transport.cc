@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "transport/tcp/frame.h"
@@ -17,10 +19,20 @@ constexpr absl::Duration kMaxWait = absl::Milliseconds(50);
 }  // namespace
 
 TcpTransport::TcpTransport(int rank, std::vector<std::unique_ptr<FramedConnection>> peers,
-                           Clock* clock)
-    : rank_(rank), peers_(std::move(peers)), clock_(clock), peer_error_(peers_.size()) {
+                           Clock* clock, absl::Duration failure_timeout)
+    : rank_(rank),
+      peers_(std::move(peers)),
+      clock_(clock),
+      failure_timeout_(failure_timeout == absl::InfiniteDuration() ? absl::ZeroDuration()
+                                                                    : failure_timeout),
+      peer_error_(peers_.size()),
+      last_heard_(peers_.size(), clock->Now()),
+      last_sent_(peers_.size(), clock->Now()) {
   for (int r = 0; r < world_size(); ++r) {
     if (r != rank_ && peers_[r] != nullptr) readers_.emplace_back([this, r] { ReadLoop(r); });
+  }
+  if (failure_timeout_ > absl::ZeroDuration()) {
+    heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   }
 }
 
@@ -32,11 +44,45 @@ void TcpTransport::Abort() {
     aborted_ = true;
   }
   arrived_.notify_all();
+  aborting_.notify_all();
   for (auto& conn : peers_) {
     if (conn != nullptr) conn->Shutdown();
   }
   for (std::thread& t : readers_) {
     if (t.joinable()) t.join();
+  }
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+void TcpTransport::PauseHeartbeatsForTesting(bool paused) {
+  std::lock_guard<std::mutex> lock(mu_);
+  heartbeats_paused_ = paused;
+}
+
+void TcpTransport::HeartbeatLoop() {
+  const absl::Duration interval = failure_timeout_ / 4;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!aborted_) {
+    aborting_.wait_for(lock, absl::ToChronoNanoseconds(std::min(interval, kMaxWait)));
+    const absl::Time now = clock_->Now();
+    for (int r = 0; r < world_size() && !aborted_; ++r) {
+      if (r == rank_ || peers_[r] == nullptr || !peer_error_[r].ok()) continue;
+      if (now - last_heard_[r] > failure_timeout_) {
+        peer_error_[r] = absl::UnavailableError(absl::StrFormat(
+            "rank %d (%s) went silent: nothing heard for %.1f s (failure timeout %.1f s)", r,
+            peers_[r]->peer(), absl::ToDoubleSeconds(now - last_heard_[r]),
+            absl::ToDoubleSeconds(failure_timeout_)));
+        peers_[r]->Shutdown();  // the peer, if it ever wakes, sees the session end
+        arrived_.notify_all();
+        continue;
+      }
+      if (heartbeats_paused_ || now - last_sent_[r] < interval) continue;
+      last_sent_[r] = now;
+      lock.unlock();
+      // A failed heartbeat needs no handling: the reader sees the link fail.
+      peers_[r]->SendFrameIfIdle(kFrameHeartbeat, 0, {}, now + interval).IgnoreError();
+      lock.lock();
+    }
   }
 }
 
@@ -57,17 +103,21 @@ void TcpTransport::ReadLoop(int peer) {
       std::string text(frame->payload.begin() + std::min<size_t>(1, frame->payload.size()),
                        frame->payload.end());
       error = absl::UnavailableError(absl::StrCat(conn.peer(), " gave up: ", text));
-    } else if (frame->type != kFrameData) {
+    } else if (frame->type != kFrameData && frame->type != kFrameHeartbeat) {
       error = absl::DataLossError(
           absl::StrCat(conn.peer(), ": unexpected frame type ", frame->type, " on a data link"));
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (!error.ok()) {
-      peer_error_[peer] = absl::UnavailableError(
-          absl::StrCat("rank ", peer, " (", conn.peer(), "): ", error.message()));
+      if (peer_error_[peer].ok()) {  // else: already declared dead
+        peer_error_[peer] = absl::UnavailableError(
+            absl::StrCat("rank ", peer, " (", conn.peer(), "): ", error.message()));
+      }
       arrived_.notify_all();
       return;
     }
+    last_heard_[peer] = clock_->Now();
+    if (frame->type == kFrameHeartbeat) continue;
     mailboxes_[{peer, frame->tag}].push_back(std::move(frame->payload));
     arrived_.notify_all();
   }
@@ -93,6 +143,7 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
       return absl::OkStatus();
     }
     RETURN_IF_ERROR(peer_error_[peer]);
+    last_sent_[peer] = clock_->Now();
   }
   absl::Status s = peers_[peer]->SendFrame(kFrameData, tag, data, deadline);
   if (s.ok()) return s;
