@@ -75,10 +75,12 @@ const uint8_t* FileBase(const GgufFile& file) {
 // Sends rank `rank` the bytes of its slices as records, then their hash.
 // Streams `node`'s slices to `rank`; returns the bytes of weights sent.
 absl::StatusOr<uint64_t> StreamWeights(const GgufFile& file, const NodeShard& node, int rank,
-                           Transport* transport, Clock* clock, absl::Duration timeout,
-                           const WeightProgress& progress) {
+                                       const ByteRangeSet& held, Transport* transport,
+                                       Clock* clock, absl::Duration timeout,
+                                       const WeightProgress& progress) {
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(file));
-  ASSIGN_OR_RETURN(const std::vector<ByteRange> ranges, ShardByteRanges(file, config, node));
+  ASSIGN_OR_RETURN(const std::vector<ByteRange> slices, ShardByteRanges(file, config, node));
+  const std::vector<ByteRange> ranges = held.Missing(slices);
   const uint8_t* base = FileBase(file);
   wire::WeightHeader header;
   header.set_gguf_header(base, file.data_offset());
@@ -118,6 +120,25 @@ absl::StatusOr<uint64_t> StreamWeights(const GgufFile& file, const NodeShard& no
   done.set_sha256(hash.Finish());
   RETURN_IF_ERROR(SendProto(transport, rank, kWeightsTag, done, clock->Now() + timeout));
   return sent;
+}
+
+// The ranges a worker says it holds, checked against the file (a peer's
+// record is untrusted).
+absl::StatusOr<ByteRangeSet> HeldRanges(const wire::SessionAccept& accept, uint64_t file_size) {
+  constexpr int kMaxHeldRanges = 1 << 20;
+  if (accept.held_offsets_size() != accept.held_sizes_size() ||
+      accept.held_offsets_size() > kMaxHeldRanges) {
+    return absl::InvalidArgumentError("malformed list of held weight ranges");
+  }
+  std::vector<ByteRange> held;
+  for (int i = 0; i < accept.held_offsets_size(); ++i) {
+    const uint64_t offset = accept.held_offsets(i), size = accept.held_sizes(i);
+    if (offset > file_size || size > file_size - offset) {
+      return absl::InvalidArgumentError("held weight range outside the model file");
+    }
+    held.push_back({offset, size});
+  }
+  return ByteRangeSet(held);
 }
 
 }  // namespace
@@ -165,6 +186,7 @@ absl::StatusOr<RootSession> StartClusterRoot(const ModelSource& model,
   RootSession session;
   session.streamed.assign(world, false);
   session.backends.assign(world, "");
+  std::vector<ByteRangeSet> held(world);
   for (int r = 1; r < world; ++r) {
     absl::StatusOr<wire::SessionAccept> accept = RecvProto<wire::SessionAccept>(
         transport, r, kSetupTag, clock->Now() + settings.timeout, "session answer");
@@ -173,11 +195,14 @@ absl::StatusOr<RootSession> StartClusterRoot(const ModelSource& model,
     }
     RETURN_IF_ERROR(WithRank(r, accept.status()));
     session.streamed[r] = accept->need_weights();
+    absl::StatusOr<ByteRangeSet> h = HeldRanges(*accept, model.file->file_size());
+    RETURN_IF_ERROR(WithRank(r, h.status()));
+    held[r] = *std::move(h);
   }
   for (int r = 1; r < world; ++r) {
     if (!session.streamed[r]) continue;
-    absl::StatusOr<uint64_t> sent = StreamWeights(*model.file, plan.nodes()[r], r, transport,
-                                                  clock, settings.timeout, progress);
+    absl::StatusOr<uint64_t> sent = StreamWeights(*model.file, plan.nodes()[r], r, held[r],
+                                                  transport, clock, settings.timeout, progress);
     RETURN_IF_ERROR(WithRank(r, sent.status()));
     session.streamed_bytes += static_cast<int64_t>(*sent);
   }
@@ -219,21 +244,29 @@ absl::StatusOr<SessionSettings> SettingsFromWire(const wire::SessionSetup& setup
   return s;
 }
 
-// Receives the streamed slices into a sparse image of the root's file.
+// Receives the streamed slices into `into`'s image of the root's file (a
+// new one unless it holds the same model) and returns the image.
 absl::StatusOr<std::shared_ptr<const GgufFile>> ReceiveWeights(Transport* transport,
-                                                               const std::string& name,
+                                                               const wire::SessionSetup& setup,
+                                                               StreamedWeights* into,
                                                                Clock* clock,
-                                                               absl::Duration timeout) {
+                                                               absl::Duration timeout,
+                                                               uint64_t* received_bytes) {
   ASSIGN_OR_RETURN(const wire::WeightHeader header,
                    RecvProto<wire::WeightHeader>(transport, 0, kWeightsTag,
                                                  clock->Now() + timeout, "weight header"));
-  const std::string& h = header.gguf_header();
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufImageBuilder> image,
-                   GgufImageBuilder::Create(
-                       absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(h.data()), h.size()),
-                       header.file_size(), absl::StrCat(name, " (streamed from the root)")));
+  if (into->image() == nullptr || into->sha256() != setup.model_sha256() ||
+      into->image()->file_size() != header.file_size()) {
+    const std::string& h = header.gguf_header();
+    RETURN_IF_ERROR(into->Reset(
+        setup.model_sha256(),
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(h.data()), h.size()),
+        header.file_size(), absl::StrCat(setup.model_name(), " (streamed from the root)")));
+  }
+  GgufImageBuilder* image = into->image();
   Sha256 hash;
   uint64_t got = 0;
+  std::vector<ByteRange> received;
   while (got < header.total_bytes()) {
     ASSIGN_OR_RETURN(std::vector<uint8_t> message,
                      transport->Recv(0, kWeightsTag, clock->Now() + timeout));
@@ -247,6 +280,7 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ReceiveWeights(Transport* transp
       at += kRecordHeader;
       if (len > message.size() - at) return absl::DataLossError("torn weight record");
       RETURN_IF_ERROR(image->Write(offset, absl::MakeConstSpan(&message[at], len)));
+      received.push_back({offset, len});
       at += len;
       got += len;
     }
@@ -261,29 +295,49 @@ absl::StatusOr<std::shared_ptr<const GgufFile>> ReceiveWeights(Transport* transp
   if (hash.Finish() != done.sha256()) {
     return absl::DataLossError("the streamed weights fail their SHA-256 check");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, image->Finish());
-  return std::shared_ptr<const GgufFile>(std::move(file));
+  into->MarkHeld(received);
+  *received_bytes = got;
+  return into->File();
 }
 
 // After the setup arrived: everything up to the ready report.
 absl::Status LoadWorker(Transport* transport, const wire::SessionSetup& setup,
                         const ModelSource* local, const WorkerBackendFactory& make_backend,
                         Clock* clock, const std::function<ShardPlan(const ShardPlan&)>& plan_hook,
-                        WorkerSession* session) {
+                        StreamedWeights* cache, WorkerSession* session) {
   ASSIGN_OR_RETURN(const SessionSettings settings,
                    SettingsFromWire(setup, transport->world_size()));
   session->model_name = setup.model_name();
   session->streamed = local == nullptr || local->sha256 != setup.model_sha256();
   if (!session->streamed) session->file = local->file;
+  StreamedWeights one_session;  // without a cache: this session's image only
+  StreamedWeights* weights = cache != nullptr ? cache : &one_session;
   wire::SessionAccept accept;
   accept.set_need_weights(session->streamed);
+  if (session->streamed && weights->sha256() == setup.model_sha256()) {
+    for (const ByteRange& r : weights->held().ranges()) {
+      accept.add_held_offsets(r.offset);
+      accept.add_held_sizes(r.size);
+    }
+  }
   RETURN_IF_ERROR(SendProto(transport, 0, kSetupTag, accept, clock->Now() + settings.timeout));
   if (session->streamed) {
-    ASSIGN_OR_RETURN(session->file, ReceiveWeights(transport, setup.model_name(), clock,
-                                                   settings.timeout));
+    uint64_t received = 0;
+    ASSIGN_OR_RETURN(session->file, ReceiveWeights(transport, setup, weights, clock,
+                                                   settings.timeout, &received));
+    session->weight_bytes_received = static_cast<int64_t>(received);
   }
   ASSIGN_OR_RETURN(ShardPlan plan, PlanFor(*session->file, settings.shares));
   if (plan_hook) plan = plan_hook(plan);
+  if (session->streamed) {
+    // What earlier sessions left and this one does not use goes back.
+    ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(*session->file));
+    ASSIGN_OR_RETURN(const std::vector<ByteRange> needed,
+                     ShardByteRanges(*session->file, config, plan.nodes()[transport->rank()]));
+    weights->KeepOnly(needed);
+    session->weight_bytes_kept =
+        static_cast<int64_t>(TotalBytes(needed)) - session->weight_bytes_received;
+  }
   ASSIGN_OR_RETURN(session->backend, make_backend(settings.numerics));
   ASSIGN_OR_RETURN(session->engine,
                    ShardedEngine::Create(session->file.get(), plan, session->backend.get(),
@@ -298,7 +352,7 @@ absl::Status LoadWorker(Transport* transport, const wire::SessionSetup& setup,
 absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
     Transport* transport, const ModelSource* local, const WorkerBackendFactory& make_backend,
     Clock* clock, absl::Duration setup_timeout,
-    const std::function<ShardPlan(const ShardPlan&)>& plan_hook) {
+    const std::function<ShardPlan(const ShardPlan&)>& plan_hook, StreamedWeights* cache) {
   ASSIGN_OR_RETURN(const wire::SessionSetup setup,
                    RecvProto<wire::SessionSetup>(transport, 0, kSetupTag,
                                                  clock->Now() + setup_timeout, "session setup"));
@@ -306,7 +360,7 @@ absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
   // A failure before the SessionAccept reaches the root in its place: both
   // records carry `error` as field 1, so the root reads it either way.
   const absl::Status loaded = LoadWorker(transport, setup, local, make_backend, clock,
-                                         plan_hook, session.get());
+                                         plan_hook, cache, session.get());
   wire::SessionReady ready;
   if (!loaded.ok()) {
     ready.set_error(std::string(loaded.message()));

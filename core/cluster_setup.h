@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/cluster_session.h"
 #include "core/gguf.h"
+#include "core/weight_cache.h"
 #include "core/shard_plan.h"
 #include "core/sharded_engine.h"
 #include "core/transport.h"
@@ -90,6 +91,8 @@ struct WorkerSession {
   std::unique_ptr<ShardedEngine> engine;
   ClusterOptions cluster;
   bool streamed = false;
+  int64_t weight_bytes_received = 0;  // streamed by the root for this session
+  int64_t weight_bytes_kept = 0;      // held from an earlier session instead
   std::string model_name;  // as the root named it
 };
 
@@ -98,11 +101,14 @@ struct WorkerSession {
 // root's) or from the root, and reports ready. `setup_timeout` bounds the
 // wait for the root's first message.
 // `plan_hook` (tests and the simulator only) may alter the plan this
-// worker loads, to inject a sharding bug.
+// worker loads, to inject a sharding bug. With `cache` (may be null; must
+// outlive the session), streamed weights are kept for the next session,
+// which then receives only the bytes it lacks.
 absl::StatusOr<std::unique_ptr<WorkerSession>> JoinClusterSession(
     Transport* transport, const ModelSource* local, const WorkerBackendFactory& make_backend,
     Clock* clock, absl::Duration setup_timeout,
-    const std::function<ShardPlan(const ShardPlan&)>& plan_hook = nullptr);
+    const std::function<ShardPlan(const ShardPlan&)>& plan_hook = nullptr,
+    StreamedWeights* cache = nullptr);
 
 }  // namespace shardlm
 

@@ -1,6 +1,7 @@
 #include "core/gguf_image.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -49,7 +50,7 @@ absl::StatusOr<std::unique_ptr<GgufImageBuilder>> GgufImageBuilder::Create(
 }
 
 absl::Status GgufImageBuilder::Write(uint64_t offset, absl::Span<const uint8_t> bytes) {
-  if (file_ == nullptr) {
+  if (image_ == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat(source_, ": write to a sparse image after Finish"));
   }
@@ -75,10 +76,31 @@ absl::Status GgufImageBuilder::Write(uint64_t offset, absl::Span<const uint8_t> 
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufImageBuilder::Finish() {
   if (file_ == nullptr) {
     return absl::FailedPreconditionError(
-        absl::StrCat(source_, ": sparse image already finished"));
+        absl::StrCat(source_, ": sparse image already finished or shared"));
   }
   image_ = nullptr;
   return std::move(file_);
+}
+
+absl::StatusOr<std::shared_ptr<const GgufFile>> GgufImageBuilder::Share() {
+  if (shared_ == nullptr) {
+    if (file_ == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(source_, ": sparse image already finished"));
+    }
+    shared_ = std::move(file_);
+  }
+  return shared_;
+}
+
+void GgufImageBuilder::Release(uint64_t offset, uint64_t size) {
+  if (image_ == nullptr || offset >= size_) return;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t end = std::min(size_, offset + size);
+  const uint64_t begin = (std::max(offset, data_offset_) + page - 1) / page * page;
+  const uint64_t last = end / page * page;
+  if (begin >= last) return;
+  madvise(image_ + begin, last - begin, MADV_DONTNEED);
 }
 
 }  // namespace shardlm

@@ -42,8 +42,19 @@ class GgufImageBuilder {
 
   // The image as a GgufFile whose tensor data points into it (unwritten
   // bytes read as zero); the file owns and later unmaps the memory.
-  // FailedPrecondition when called twice.
+  // FailedPrecondition when called twice or after Share.
   absl::StatusOr<std::unique_ptr<GgufFile>> Finish();
+
+  // The image as a GgufFile shared with this builder, which may go on
+  // writing (and releasing) bytes that nothing reads at the time: a worker
+  // reusing its image in its next session. The same file on every call;
+  // the memory lives while either holds it. FailedPrecondition after Finish.
+  absl::StatusOr<std::shared_ptr<const GgufFile>> Share();
+
+  // Returns the whole pages inside [offset, offset + size) of the data
+  // section to the system; they read as zero afterwards. Bytes outside the
+  // range are never touched.
+  void Release(uint64_t offset, uint64_t size);
 
   const std::string& source() const { return source_; }
   uint64_t file_size() const { return size_; }
@@ -54,7 +65,8 @@ class GgufImageBuilder {
   GgufImageBuilder() = default;
 
   std::string source_;
-  std::unique_ptr<GgufFile> file_;  // owns the mapping until Finish
+  std::unique_ptr<GgufFile> file_;  // owns the mapping until Finish or Share
+  std::shared_ptr<const GgufFile> shared_;  // after Share
   uint8_t* image_ = nullptr;        // the writable mapping
   uint64_t size_ = 0;
   uint64_t data_offset_ = 0;

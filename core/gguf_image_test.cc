@@ -180,9 +180,8 @@ uint64_t ResidentBytes() {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-TEST(GgufImageLargeTest, EightGiBImageCostsOnlyWhatIsWritten) {
-  constexpr uint64_t kSize = uint64_t{8} << 30;
-  // A header with one f32 tensor filling the file.
+// A header with one f32 tensor filling a file of `size` bytes.
+std::string OneTensorHeader(uint64_t size) {
   Bytes h;
   h.Put<uint32_t>(0x46554747);
   h.Put<uint32_t>(3);
@@ -195,8 +194,14 @@ TEST(GgufImageLargeTest, EightGiBImageCostsOnlyWhatIsWritten) {
   h.Put<uint64_t>(0);
   h.PadTo(32);
   std::string header = h.str();
+  gguf_testing::Patch<uint64_t>(&header, dim_at, (size - header.size()) / 4);
+  return header;
+}
+
+TEST(GgufImageLargeTest, EightGiBImageCostsOnlyWhatIsWritten) {
+  constexpr uint64_t kSize = uint64_t{8} << 30;
+  const std::string header = OneTensorHeader(kSize);
   const uint64_t elements = (kSize - header.size()) / 4;
-  gguf_testing::Patch<uint64_t>(&header, dim_at, elements);
 
   const uint64_t before = ResidentBytes();
   auto b = GgufImageBuilder::Create(Span(header), kSize, kSrc);
@@ -213,6 +218,40 @@ TEST(GgufImageLargeTest, EightGiBImageCostsOnlyWhatIsWritten) {
   for (uint64_t at : offsets) EXPECT_EQ(std::memcmp(base + at, chunk.data(), chunk.size()), 0);
   EXPECT_EQ(base[kSize / 4], 0);
   EXPECT_LT(ResidentBytes(), before + (uint64_t{64} << 20));
+}
+
+}  // namespace
+}  // namespace shardlm
+
+namespace shardlm {
+namespace {
+
+// A shared image stays writable, and released pages go back to the system
+// (reading as zero) without touching bytes outside the released range.
+TEST(GgufImageLargeTest, SharedImageWritesOnAndReleasesWholePagesOnly) {
+  constexpr uint64_t kSize = uint64_t{1} << 30;
+  const std::string header = OneTensorHeader(kSize);
+  auto b = GgufImageBuilder::Create(Span(header), kSize, kSrc);
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto shared = (*b)->Share();
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(shared->get(), (*b)->Share()->get());  // the same file every time
+  EXPECT_FALSE((*b)->Finish().ok());
+  const uint64_t at = kSize / 2 + 100;
+  const std::string chunk(32u << 20, '\x5a');
+  const uint64_t before = ResidentBytes();
+  ASSERT_TRUE((*b)->Write(at, Span(chunk)).ok());
+  EXPECT_GT(ResidentBytes(), before + (uint64_t{24} << 20));
+  const uint8_t* base = (*shared)->tensors()[0].data - (*shared)->data_offset();
+  EXPECT_EQ(base[at + 5], 0x5a);
+  // Release all but 1000 bytes at each end of the chunk.
+  (*b)->Release(at + 1000, chunk.size() - 2000);
+  EXPECT_LT(ResidentBytes(), before + (uint64_t{8} << 20));
+  for (uint64_t i = 0; i < 1000; ++i) {
+    ASSERT_EQ(base[at + i], 0x5a) << i;
+    ASSERT_EQ(base[at + chunk.size() - 1 - i], 0x5a) << i;
+  }
+  EXPECT_EQ(base[at + chunk.size() / 2], 0);
 }
 
 }  // namespace

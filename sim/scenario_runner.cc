@@ -265,7 +265,7 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
   };
   auto worker_body = [&](int node) {
     if (scenario_.recover()) {
-      RunSimWorker(mine(), &model_, OneThreadExact, &clock, settings.timeout,
+      RunSimWorker(mine(), scenario_.stream_weights() ? nullptr : &model_, OneThreadExact, &clock, settings.timeout,
                    options.inject_plan_bug && node == 1 ? plan_bug : nullptr,
                    [&state, node](int32_t epoch, const NodeShard& shard) {
                      state.shards[epoch][node] = shard;

@@ -145,6 +145,7 @@ void RunSimWorker(Transport* node_transport, const ModelSource* model,
                   absl::Duration setup_timeout,
                   const std::function<ShardPlan(const ShardPlan&)>& plan_hook,
                   const std::function<void(int32_t epoch, const NodeShard&)>& on_loaded) {
+  StreamedWeights cache;  // like a worker process: kept across sessions
   for (;;) {
     auto message = node_transport->Recv(0, kProbeTag, absl::InfiniteFuture());
     int32_t epoch;
@@ -159,7 +160,7 @@ void RunSimWorker(Transport* node_transport, const ModelSource* model,
     SimSessionTransport transport(node_transport, epoch, nodes);
     if (transport.rank() <= 0) continue;
     auto session = JoinClusterSession(&transport, model, make_backend, clock, setup_timeout,
-                                      plan_hook);
+                                      plan_hook, &cache);
     if (!session.ok()) continue;
     if (on_loaded) on_loaded(epoch, (*session)->engine->shard());
     RunClusterWorker((*session)->engine.get(), &transport, (*session)->cluster).IgnoreError();

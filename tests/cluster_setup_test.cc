@@ -96,6 +96,74 @@ TEST_F(ClusterSetupTest, LocalCopyOrStreamedSlicesComputeTheRootsModel) {
   EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0);
 }
 
+// One session over the given workers (identities into `caches`), every
+// worker streamed; returns the root's streamed bytes and checks the logits.
+struct StreamedSession {
+  int64_t root_sent = 0;
+  std::vector<int64_t> kept;      // per rank
+  std::vector<int64_t> received;  // per rank
+  std::vector<float> logits;
+};
+
+TEST_F(ClusterSetupTest, ANextSessionStreamsOnlyTheBytesAWorkerLacks) {
+  const std::vector<int32_t> tokens = {3, 9, 27};
+  const std::vector<float> want = SingleNodeLogits(tokens);
+  StreamedWeights caches[4];  // workers by identity, kept across sessions
+  auto run = [&](const ModelSource& model, const std::vector<int>& workers) {
+    StreamedSession out;
+    out.kept.assign(workers.size() + 1, 0);
+    out.received.assign(workers.size() + 1, 0);
+    const int world = static_cast<int>(workers.size()) + 1;
+    const absl::Status s = testing::RunLocalRanks(world, [&](Transport* t) -> absl::Status {
+      if (t->rank() == 0) {
+        SessionSettings settings;
+        settings.shares.assign(world, 1);
+        auto backend = ExactBackend(Numerics::kExact).value();
+        ASSIGN_OR_RETURN(RootSession session,
+                         StartClusterRoot(model, settings, backend.get(), t, &clock_));
+        out.root_sent = session.streamed_bytes;
+        ClusterOptions options;
+        options.clock = &clock_;
+        ClusterRoot root(session.engine.get(), t, options);
+        ASSIGN_OR_RETURN(ClusterStep step, root.ForwardTopK(tokens, 0));
+        out.logits.assign(want.size(), 0.0f);
+        for (const Candidate& c : step.candidates) out.logits[c.id] = c.logit;
+        return root.Stop();
+      }
+      ASSIGN_OR_RETURN(auto session,
+                       JoinClusterSession(t, nullptr, ExactBackend, &clock_, absl::Seconds(30),
+                                          nullptr, &caches[workers[t->rank() - 1]]));
+      out.kept[t->rank()] = session->weight_bytes_kept;
+      out.received[t->rank()] = session->weight_bytes_received;
+      return RunClusterWorker(session->engine.get(), t, session->cluster);
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  };
+  const StreamedSession first = run(root_model_, {1, 2, 3});
+  EXPECT_EQ(first.logits, want);
+  EXPECT_EQ(first.kept, (std::vector<int64_t>{0, 0, 0, 0}));
+  // Worker 2 is lost: workers 1 and 3 keep what they hold of their new,
+  // larger slices and receive the rest.
+  const StreamedSession second = run(root_model_, {1, 3});
+  EXPECT_EQ(second.logits, want);
+  EXPECT_GT(second.kept[1], 0);
+  EXPECT_GT(second.kept[2], 0);
+  EXPECT_LT(second.root_sent, first.root_sent);
+  // The held bytes are exactly the new slices': nothing more is kept.
+  EXPECT_EQ(caches[1].held().bytes(), static_cast<uint64_t>(second.kept[1] + second.received[1]));
+  EXPECT_EQ(caches[3].held().bytes(), static_cast<uint64_t>(second.kept[2] + second.received[2]));
+  EXPECT_EQ(second.root_sent, second.received[1] + second.received[2]);
+  // The same plan again: nothing to send.
+  const StreamedSession third = run(root_model_, {1, 3});
+  EXPECT_EQ(third.logits, want);
+  EXPECT_EQ(third.root_sent, 0);
+  // Another model: the caches start over and everything is streamed.
+  const StreamedSession other = run(other_model_, {1, 3});
+  EXPECT_EQ(other.kept, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(other.root_sent, second.root_sent + second.kept[1] + second.kept[2]);
+}
+
 TEST_F(ClusterSetupTest, AWorkersFailureReachesTheRootNamingIt) {
   absl::Status root_status;
   const absl::Status s = testing::RunLocalRanks(3, [&](Transport* t) -> absl::Status {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/cluster_session.h"
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<ModelSource>> LocalModel() {
 
 // One session on `transport`: setup, then the root's commands.
 absl::Status Serve(tcp::TcpTransport* transport, const ModelSource* local,
-                   const BackendOptions& backend_options, Clock* clock) {
+                   StreamedWeights* cache, const BackendOptions& backend_options, Clock* clock) {
   Log(absl::StrCat("session: rank ", transport->rank(), " of ", transport->world_size(),
                    ", root ", transport->PeerName(0)));
   const WorkerBackendFactory make_backend = [&](Numerics numerics) {
@@ -62,10 +63,16 @@ absl::Status Serve(tcp::TcpTransport* transport, const ModelSource* local,
   const absl::Time start = clock->Now();
   ASSIGN_OR_RETURN(std::unique_ptr<WorkerSession> session,
                    JoinClusterSession(transport, local, make_backend, clock,
-                                      absl::Seconds(FLAGS_setup_timeout_s)));
+                                      absl::Seconds(FLAGS_setup_timeout_s), nullptr, cache));
+  const std::string source =
+      !session->streamed ? " (from --model)"
+                         : absl::StrFormat(" (%.1f MB streamed from the root, %.1f MB kept from "
+                                           "the last session)",
+                                           session->weight_bytes_received / 1e6,
+                                           session->weight_bytes_kept / 1e6);
   Log(absl::StrCat("loaded ", session->engine->shard().q_heads(), " heads, ",
                    session->engine->shard().ffn_rows(), " ffn rows of ", session->model_name,
-                   session->streamed ? " (streamed from the root)" : " (from --model)", " in ",
+                   source, " in ",
                    absl::FormatDuration(clock->Now() - start), " on ",
                    session->backend->Describe()));
   return RunClusterWorker(session->engine.get(), transport, session->cluster);
@@ -84,6 +91,7 @@ absl::Status RunWorkerImpl() {
     ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> local, LocalModel());
+  StreamedWeights cache;  // streamed slices, kept for the next session
   ASSIGN_OR_RETURN(std::unique_ptr<tcp::MeshListener> listener,
                    tcp::MeshListener::Start(FLAGS_bind, FLAGS_port, mesh));
   Log(absl::StrCat("listening on ", FLAGS_bind, ":", listener->port(),
@@ -96,7 +104,7 @@ absl::Status RunWorkerImpl() {
       Log(absl::StrCat("session setup failed: ", transport.status().message()));
       continue;
     }
-    const absl::Status s = Serve(transport->get(), local.get(), backend_options, &clock);
+    const absl::Status s = Serve(transport->get(), local.get(), &cache, backend_options, &clock);
     (*transport)->Abort();
     transport->reset();
     listener->EndSession();
