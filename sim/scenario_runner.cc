@@ -17,8 +17,7 @@
 #include "core/model_presets.h"
 #include "core/synthetic_model.h"
 #include "core/status_macros.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "core/text_proto.h"
 #include "sim/fault_schedule.h"
 #include "sim/sim_session.h"
 #include "sim/simulator.h"
@@ -27,13 +26,6 @@ namespace shardlm::sim {
 namespace {
 
 // Collects the first text-format parse error.
-class FirstError : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (error.empty()) error = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
-  }
-  std::string error;
-};
 
 absl::StatusOr<std::unique_ptr<Backend>> OneThreadExact(Numerics numerics) {
   BackendOptions o;
@@ -69,13 +61,20 @@ absl::StatusOr<std::string> ResolveModel(const Model& model, const std::string& 
 
 // Greedy tokens of `prompt` on one node: the reference every completed
 // request must equal in exact numerics.
+// How a request samples (greedy unless it names a temperature).
+SamplerOptions SamplingOf(const Request& q) {
+  if (q.temperature() <= 0) return SamplerOptions{0.0, 1.0, 1, 1};
+  return SamplerOptions{q.temperature(), q.top_p() > 0 ? q.top_p() : 1.0, q.seed(), q.top_k()};
+}
+
 absl::StatusOr<std::vector<int32_t>> SingleNodeTokens(const GgufFile& file,
                                                       const std::vector<int32_t>& prompt,
-                                                      int64_t steps, int32_t eos) {
+                                                      const Request& request, int32_t eos) {
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, OneThreadExact(Numerics::kExact));
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
                    Engine::Create(&file, backend.get(), EngineOptions{}));
-  Sampler sampler(SamplerOptions{0.0, 1.0, 1, 1});
+  Sampler sampler(SamplingOf(request));
+  const int64_t steps = request.steps();
   ManualClock clock;
   std::vector<int32_t> out;
   RETURN_IF_ERROR(Generate(engine.get(), &sampler, prompt, steps, eos, &clock, [&](int32_t id) {
@@ -89,12 +88,7 @@ absl::StatusOr<std::vector<int32_t>> SingleNodeTokens(const GgufFile& file,
 
 absl::StatusOr<Scenario> ParseScenario(const std::string& text, const std::string& source) {
   Scenario scenario;
-  google::protobuf::TextFormat::Parser parser;
-  FirstError errors;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &scenario)) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", errors.error));
-  }
+  RETURN_IF_ERROR(ParseTextProto(text, source, &scenario));
   const Cluster& c = scenario.cluster();
   if (c.nodes() < 1 || c.nodes() > 64) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": cluster.nodes must be in [1, 64]"));
@@ -148,9 +142,18 @@ absl::StatusOr<std::unique_ptr<ScenarioRunner>> ScenarioRunner::Create(
   ASSIGN_OR_RETURN(r->model_, OpenModelSource(path));
   ASSIGN_OR_RETURN(r->tokenizer_, Tokenizer::FromGguf(*r->model_.file));
   for (const Request& q : scenario.requests()) {
-    r->prompts_.push_back(r->tokenizer_->Encode(q.prompt(), /*add_bos=*/true));
+    r->prompts_.push_back(
+        q.prompt_tokens().empty()
+            ? r->tokenizer_->Encode(q.prompt(), /*add_bos=*/true)
+            : std::vector<int32_t>(q.prompt_tokens().begin(), q.prompt_tokens().end()));
+    for (int32_t t : r->prompts_.back()) {
+      if (t < 0 || t >= r->tokenizer_->vocab_size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(scenario.name(), ": prompt token ", t, " outside the vocabulary"));
+      }
+    }
     ASSIGN_OR_RETURN(std::vector<int32_t> ref,
-                     SingleNodeTokens(*r->model_.file, r->prompts_.back(), q.steps(),
+                     SingleNodeTokens(*r->model_.file, r->prompts_.back(), q,
                                       r->tokenizer_->eos_id()));
     r->reference_.push_back(std::move(ref));
   }
@@ -179,6 +182,10 @@ struct ScenarioRunner::RunState {
   std::vector<RecoveryEvent> recoveries;
   std::string root_error;              // first error the root saw
   absl::Time root_done = SimEpoch();   // when the root's code returned
+  std::vector<int> session_nodes;      // of the session running now
+  // Replay hooks, bound to this run's nodes (null: none).
+  std::function<std::unique_ptr<Transport>(int32_t, const std::vector<int>&, Transport*)>
+      wrap_root;
 };
 
 namespace {
@@ -291,6 +298,25 @@ absl::StatusOr<SimRunReport> ScenarioRunner::Run(const SimRunOptions& options) c
     pids[node] = pid;
     return pid;
   };
+  // Replays act on the nodes from the root's process: the action runs as an
+  // event, and the root yields so that it happens first.
+  const RunControl control{
+      [&](int node) {
+        sim.At(sim.Now(), [&, node] { net.Crash(node); });
+        sim.SleepFor(absl::ZeroDuration());
+      },
+      [&](int node) {
+        sim.At(sim.Now(), [&, node] {
+          net.Crash(node);
+          pids[node] = spawn(node);
+        });
+        sim.SleepFor(absl::ZeroDuration());
+      }};
+  if (options.wrap_root_session) {
+    state.wrap_root = [&](int32_t e, const std::vector<int>& nodes, Transport* inner) {
+      return options.wrap_root_session(e, nodes, inner, control);
+    };
+  }
   for (int node = 0; node < n; ++node) pids[node] = spawn(node);
   const std::vector<Fault> faults = DrawFaults(sized, options.seed);
   ScheduleFaults(faults, &sim, &net, FaultTargets{&pids, spawn});
@@ -320,12 +346,12 @@ void ScenarioRunner::RunRoot(const SessionSettings& settings, Transport* transpo
   options.clock = clock;
   options.timeout = settings.timeout;
   ClusterRoot root(session->engine.get(), transport, options);
-  Sampler greedy(SamplerOptions{0.0, 1.0, 1, 1});
   for (size_t i = 0; i < prompts_.size(); ++i) {
     RequestOutcome& out = state->outcomes[i];
+    Sampler sampler(SamplingOf(scenario_.requests(i)));
     absl::Status s = i == 0 ? absl::OkStatus() : root.Reset();
     if (s.ok()) {
-      s = GenerateDistributed(&root, &greedy, prompts_[i], scenario_.requests(i).steps(),
+      s = GenerateDistributed(&root, &sampler, prompts_[i], scenario_.requests(i).steps(),
                               tokenizer_->eos_id(), clock, [&](int32_t id) {
                                 out.tokens.push_back(id);
                                 return absl::OkStatus();
@@ -355,20 +381,31 @@ void ScenarioRunner::RunRecoveringRoot(const SessionSettings& settings, SimNetwo
   config.backend = backend.ok() ? backend->get() : nullptr;
   config.settings = settings;
   config.probe_timeout = settings.timeout;
+  config.wrap_root = state->wrap_root;
   config.on_session = [state](int32_t epoch, const std::vector<int>& nodes,
                               const NodeShard& root) {
     state->session_size[epoch] = static_cast<int>(nodes.size());
+    state->session_nodes = nodes;
     state->shards[epoch][0] = root;
   };
   RecoveringCluster cluster(SimSessionFactory(config), clock, /*max_recoveries=*/32,
                             [state](const RecoveryEvent& e) { state->recoveries.push_back(e); });
+  // As over TCP: a new session at a request boundary only when a lost node
+  // is up again.
+  cluster.set_rejoin_probe([net, state] {
+    for (int node = 1; node < net->nodes(); ++node) {
+      const auto& in = state->session_nodes;
+      if (std::find(in.begin(), in.end(), node) == in.end() && !net->dead(node)) return true;
+    }
+    return false;
+  });
   absl::Status s = backend.ok() ? cluster.Start() : backend.status();
-  Sampler greedy(SamplerOptions{0.0, 1.0, 1, 1});
   for (size_t i = 0; i < prompts_.size() && s.ok(); ++i) {
     RequestOutcome& out = state->outcomes[i];
+    Sampler sampler(SamplingOf(scenario_.requests(i)));
     s = i == 0 ? absl::OkStatus() : cluster.Reset();
     if (s.ok()) {
-      s = Generate(&cluster, &greedy, prompts_[i], scenario_.requests(i).steps(),
+      s = Generate(&cluster, &sampler, prompts_[i], scenario_.requests(i).steps(),
                    tokenizer_->eos_id(), clock, [&](int32_t id) {
                      out.tokens.push_back(id);
                      return absl::OkStatus();

@@ -24,6 +24,13 @@
 
 namespace shardlm::sim {
 
+// What a replay (sim/replay.h) may do to the nodes while the root runs;
+// called on the root's process, each takes effect before it returns.
+struct RunControl {
+  std::function<void(int node)> crash;    // fail-stop
+  std::function<void(int node)> restart;  // a fresh process on the node (crashed first if alive)
+};
+
 struct SimRunOptions {
   uint64_t seed = 1;
   // Test hook: node 1 loads its FFN slice one row off (a sharding bug the
@@ -31,6 +38,11 @@ struct SimRunOptions {
   bool inject_plan_bug = false;
   // Sees every network event as it happens (traces).
   std::function<void(const NetEvent&)> observer;
+  // Replays (recover: true only; may be null): wraps the root's transport
+  // of each session (see SimSessionConfig).
+  std::function<std::unique_ptr<Transport>(int32_t epoch, const std::vector<int>& nodes,
+                                           Transport* inner, const RunControl& control)>
+      wrap_root_session;
 };
 
 struct RequestOutcome {
@@ -66,6 +78,8 @@ class ScenarioRunner {
   absl::StatusOr<SimRunReport> Run(const SimRunOptions& options) const;
 
   const Scenario& scenario() const { return scenario_; }
+  // Raw SHA-256 of the model file the scenario runs.
+  const std::string& model_sha256() const { return model_.sha256; }
 
   struct RunState;  // defined in the .cc
 

@@ -49,6 +49,8 @@ class SimNetwork {
   SimNetwork(Simulator* sim, int nodes, const LinkModel& model, uint64_t seed);
 
   int nodes() const { return static_cast<int>(nodes_.size()); }
+  // Whether `node` crashed or closed (and was not attached again since).
+  bool dead(int node) const { return nodes_[node].dead; }
 
   // The transport of `node`, whose code runs as simulator process `pid`
   // (Recv parks that process). Call again after a restart with the new pid.

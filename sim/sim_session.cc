@@ -41,11 +41,15 @@ bool Decode(const std::vector<uint8_t>& b, int32_t* epoch, std::vector<int>* nod
 class SimSessionHandle : public ClusterSessionHandle {
  public:
   SimSessionHandle(SimNetwork* net, std::unique_ptr<SimSessionTransport> transport,
-                   RootSession session, const ClusterOptions& options, int32_t epoch)
-      : net_(net), transport_(std::move(transport)), session_(std::move(session)),
-        root_(session_.engine.get(), transport_.get(), options), epoch_(epoch) {}
+                   std::unique_ptr<Transport> wrapper, RootSession session,
+                   const ClusterOptions& options, int32_t epoch)
+      : net_(net), transport_(std::move(transport)), wrapper_(std::move(wrapper)),
+        session_(std::move(session)),
+        root_(session_.engine.get(), wrapper_ ? wrapper_.get() : transport_.get(), options),
+        epoch_(epoch) {}
   ClusterRoot* root() override { return &root_; }
   int nodes() const override { return transport_->world_size(); }
+  int64_t weight_bytes() const override { return session_.streamed_bytes; }
   void Abort() override {
     for (size_t r = 1; r < transport_->nodes().size(); ++r) {
       net_->AbortEpoch(transport_->nodes()[r], epoch_);
@@ -56,6 +60,7 @@ class SimSessionHandle : public ClusterSessionHandle {
  private:
   SimNetwork* net_;
   std::unique_ptr<SimSessionTransport> transport_;
+  std::unique_ptr<Transport> wrapper_;  // replays only
   RootSession session_;
   ClusterRoot root_;
   int32_t epoch_;
@@ -125,18 +130,21 @@ SessionFactory SimSessionFactory(SimSessionConfig config) {
           .IgnoreError();  // a worker lost now fails the session setup below
     }
     auto transport = std::make_unique<SimSessionTransport>(config.root_transport, e, nodes);
+    std::unique_ptr<Transport> wrapper =
+        config.wrap_root ? config.wrap_root(e, nodes, transport.get()) : nullptr;
+    Transport* used = wrapper ? wrapper.get() : transport.get();
     SessionSettings settings = config.settings;
     settings.shares.clear();
     for (int node : nodes) settings.shares.push_back(config.settings.shares[node]);
     ASSIGN_OR_RETURN(RootSession session,
-                     StartClusterRoot(*config.model, settings, config.backend, transport.get(),
+                     StartClusterRoot(*config.model, settings, config.backend, used,
                                       config.clock));
     if (config.on_session) config.on_session(e, nodes, session.engine->shard());
     ClusterOptions options;
     options.clock = config.clock;
     options.timeout = settings.timeout;
     return std::make_unique<SimSessionHandle>(config.net, std::move(transport),
-                                              std::move(session), options, e);
+                                              std::move(wrapper), std::move(session), options, e);
   };
 }
 

@@ -56,6 +56,12 @@ struct SimSessionConfig {
   // Told the nodes and shards of every session that starts.
   std::function<void(int32_t epoch, const std::vector<int>& nodes, const NodeShard& root)>
       on_session;
+  // Replays (may be null): wraps the root's transport of each session
+  // (`nodes`: the network node of each rank); the wrapper is what the
+  // session uses.
+  std::function<std::unique_ptr<Transport>(int32_t epoch, const std::vector<int>& nodes,
+                                           Transport* inner)>
+      wrap_root;
 };
 
 // A SessionFactory for RecoveringCluster: each call starts a new epoch over

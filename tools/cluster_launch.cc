@@ -42,6 +42,9 @@ DEFINE_int32(cluster_timeout_s, 60,
 DEFINE_double(failure_timeout, 3,
               "--transport tcp: seconds a node may go silent (no data, no heartbeat) before it is "
               "declared dead and the cluster recovers without it; 0: no heartbeats");
+DEFINE_string(record, "",
+              "--transport tcp or mpi: record what the root does on its transport, session by "
+              "session, and where the run failed, into FILE (replay: shardlm sim --replay FILE)");
 DEFINE_bool(local_weights, false,
             "--transport mpi: every rank reads its own copy of --model (used when its SHA-256 "
             "equals rank 0's) instead of receiving its slices from rank 0");
@@ -92,12 +95,14 @@ class LocalLaunched : public LaunchedCluster {
 class RemoteLaunched : public LaunchedCluster {
  public:
   // `shutdown` runs after the root's Stop (tcp: close every connection).
-  RemoteLaunched(std::unique_ptr<Transport> transport, std::function<void()> shutdown,
-                 std::unique_ptr<Backend> backend, ModelSource model, RootSession session,
-                 const ClusterOptions& options)
-      : transport_(std::move(transport)), shutdown_(std::move(shutdown)),
-        backend_(std::move(backend)), model_(std::move(model)), session_(std::move(session)),
-        root_(session_.engine.get(), transport_.get(), options) {}
+  // `observed` (may be null) wraps `transport` for --record.
+  RemoteLaunched(std::unique_ptr<Transport> transport, std::unique_ptr<Transport> observed,
+                 std::function<void()> shutdown, std::unique_ptr<Backend> backend,
+                 ModelSource model, RootSession session, const ClusterOptions& options)
+      : transport_(std::move(transport)), observed_(std::move(observed)),
+        shutdown_(std::move(shutdown)), backend_(std::move(backend)), model_(std::move(model)),
+        session_(std::move(session)),
+        root_(session_.engine.get(), observed_ ? observed_.get() : transport_.get(), options) {}
   ~RemoteLaunched() override { Stop().IgnoreError(); }
   ClusterRoot* root() override { return &root_; }
   TokenStepper* stepper() override { return &stepper_; }
@@ -111,6 +116,7 @@ class RemoteLaunched : public LaunchedCluster {
 
  private:
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<Transport> observed_;
   std::function<void()> shutdown_;
   std::unique_ptr<Backend> backend_;
   ModelSource model_;
@@ -129,6 +135,22 @@ absl::StatusOr<ModelSource> HashModel(const std::string& path) {
   });
   progress.Clear();
   return model;
+}
+
+// The recorder --record asks for (null without it).
+std::unique_ptr<RunRecorder> RecorderFromFlags(const ModelSource& model,
+                                               const SessionSettings& settings) {
+  if (FLAGS_record.empty()) return nullptr;
+  record::Recording header;
+  header.set_model_path(model.path);
+  header.set_model_sha256(model.sha256);
+  header.set_nodes(static_cast<int>(settings.shares.size()));
+  for (int s : settings.shares) header.add_shares(s);
+  header.set_numerics(NumericsName(settings.numerics));
+  header.set_wire(WireFormatName(settings.wire));
+  header.set_algorithm(AllReduceAlgorithmName(settings.algorithm));
+  header.set_transport(FLAGS_transport);
+  return std::make_unique<RunRecorder>(std::move(header));
 }
 
 // How the root over a remote transport names rank r ("rank 2 (host:port)").
@@ -169,10 +191,18 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> StartRemoteRoot(
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
   const size_t n = settings.shares.size();
+  std::unique_ptr<RunRecorder> recorder = RecorderFromFlags(model, settings);
+  std::unique_ptr<Transport> observed;
+  if (recorder != nullptr) {
+    std::vector<int> workers;
+    for (size_t r = 1; r < n; ++r) workers.push_back(static_cast<int>(r));
+    observed = recorder->Wrap(transport.get(), workers);
+  }
   absl::StatusOr<RootSession> session;
   {
     WeightBars bars(rank_name);
-    session = StartClusterRoot(model, settings, backend.get(), transport.get(), clock,
+    session = StartClusterRoot(model, settings, backend.get(),
+                               observed ? observed.get() : transport.get(), clock,
                                bars.Callback());
   }
   if (!session.ok()) {
@@ -185,10 +215,12 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> StartRemoteRoot(
   ClusterOptions options;
   options.clock = clock;
   options.timeout = settings.timeout;
-  auto launched = std::make_unique<RemoteLaunched>(std::move(transport), std::move(shutdown),
-                                                   std::move(backend), std::move(model),
-                                                   *std::move(session), options);
+  if (recorder != nullptr) recorder->set_streamed(session->streamed);
+  auto launched = std::make_unique<RemoteLaunched>(
+      std::move(transport), std::move(observed), std::move(shutdown), std::move(backend),
+      std::move(model), *std::move(session), options);
   launched->set_describe(std::move(describe), static_cast<int>(n));
+  launched->set_recorder(std::move(recorder));
   return launched;
 }
 
@@ -222,10 +254,12 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
 // One TCP session: rank 0's transport, engine and loop.
 class TcpSession : public ClusterSessionHandle {
  public:
-  TcpSession(std::unique_ptr<tcp::TcpTransport> transport, RootSession session,
-             const ClusterOptions& options)
-      : transport_(std::move(transport)), session_(std::move(session)),
-        root_(session_.engine.get(), transport_.get(), options) {}
+  // `observed` (may be null) wraps `transport` for --record.
+  TcpSession(std::unique_ptr<tcp::TcpTransport> transport, std::unique_ptr<Transport> observed,
+             RootSession session, const ClusterOptions& options)
+      : transport_(std::move(transport)), observed_(std::move(observed)),
+        session_(std::move(session)),
+        root_(session_.engine.get(), observed_ ? observed_.get() : transport_.get(), options) {}
   ~TcpSession() override { transport_->Abort(); }
   ClusterRoot* root() override { return &root_; }
   int nodes() const override { return transport_->world_size(); }
@@ -239,6 +273,7 @@ class TcpSession : public ClusterSessionHandle {
 
  private:
   std::unique_ptr<tcp::TcpTransport> transport_;
+  std::unique_ptr<Transport> observed_;
   RootSession session_;
   ClusterRoot root_;
 };
@@ -307,26 +342,35 @@ absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> TcpLaunched::NewSession() 
   SessionSettings settings = settings_;
   settings.shares = {settings_.shares[0]};
   for (int i : dialed.included) settings.shares.push_back(settings_.shares[i + 1]);
+  std::unique_ptr<Transport> observed;
+  if (recorder() != nullptr) {
+    std::vector<int> nodes;
+    for (int i : dialed.included) nodes.push_back(i + 1);
+    observed = recorder()->Wrap(dialed.transport.get(), nodes);
+  }
+  Transport* transport = observed ? observed.get() : dialed.transport.get();
   absl::StatusOr<RootSession> session;
   {
     WeightBars bars([&](int r) {
       const tcp::HostPort& w = workers_[dialed.included[r - 1]];
       return absl::StrCat("rank ", r, " (", w.host, ":", w.port, ")");
     });
-    session = StartClusterRoot(model_, settings, backend_.get(), dialed.transport.get(), clock_,
+    session = StartClusterRoot(model_, settings, backend_.get(), transport, clock_,
                                bars.Callback());
   }
   if (!session.ok()) {
     dialed.transport->Abort();
     return session.status();
   }
+  if (first_ && recorder() != nullptr) recorder()->set_streamed(session->streamed);
   first_ = false;
   in_session_.assign(workers_.size(), false);
   for (int i : dialed.included) in_session_[i] = true;
   ClusterOptions options;
   options.clock = clock_;
   options.timeout = settings.timeout;
-  return std::make_unique<TcpSession>(std::move(dialed.transport), *std::move(session), options);
+  return std::make_unique<TcpSession>(std::move(dialed.transport), std::move(observed),
+                                      *std::move(session), options);
 }
 
 bool TcpLaunched::LostWorkerAnswers() const {
@@ -362,9 +406,11 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& pa
   const std::string describe = absl::StrCat(
       backend->Describe(), " | nodes ", settings.shares.size(), " (shares ",
       FormatShares(settings.shares), ") over tcp, wire ", WireFormatName(settings.wire));
+  std::unique_ptr<RunRecorder> recorder = RecorderFromFlags(model, settings);
   auto launched = std::make_unique<TcpLaunched>(std::move(workers), std::move(mesh),
                                                 std::move(model), std::move(backend), settings,
                                                 clock);
+  launched->set_recorder(std::move(recorder));
   RETURN_IF_ERROR(launched->Start());
   launched->set_describe(describe, static_cast<int>(settings.shares.size()));
   return launched;
@@ -385,6 +431,10 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchMpi(const std::string& pa
 }
 
 }  // namespace
+
+absl::Status LaunchedCluster::SaveRecording() const {
+  return recorder_ == nullptr ? absl::OkStatus() : recorder_->Save(FLAGS_record);
+}
 
 absl::StatusOr<std::unique_ptr<ClusterProcess>> ClusterProcess::FromFlags() {
   std::unique_ptr<mpi::MpiSession> session;
@@ -463,6 +513,9 @@ absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& pr
   if (FLAGS_local_weights && !mpi) {
     return absl::InvalidArgumentError(
         "--local-weights goes with --transport mpi (tcp workers read their own --model)");
+  }
+  if (!FLAGS_record.empty() && !tcp && !mpi) {
+    return absl::InvalidArgumentError("--record goes with --transport tcp or mpi");
   }
   int nodes = FLAGS_nodes;
   const char* given_by = nullptr;

@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/cluster_session.h"
+#include "core/run_recorder.h"
 #include "core/generator.h"
 #include "core/gguf.h"
 #include "transport/mpi/mpi_session.h"
@@ -41,6 +42,12 @@ class LaunchedCluster {
   virtual absl::Status NextRequest() { return root()->Reset(); }
   // Ends the session on every node (workers go back to waiting for a root).
   virtual absl::Status Stop() = 0;
+  // The recording --record asked for (null without it); the caller adds
+  // the requests and saves it once the cluster stopped.
+  RunRecorder* recorder() const { return recorder_.get(); }
+  void set_recorder(std::unique_ptr<RunRecorder> recorder) { recorder_ = std::move(recorder); }
+  // Writes the recording to the --record file (OK without one).
+  absl::Status SaveRecording() const;
   // "<rank 0 backend> | nodes N (shares ...) over <transport>".
   const std::string& describe() const { return describe_; }
   int nodes() const { return nodes_; }
@@ -52,6 +59,7 @@ class LaunchedCluster {
  protected:
   std::string describe_;
   int nodes_ = 1;
+  std::unique_ptr<RunRecorder> recorder_;
 };
 
 // This process's part in the cluster the flags ask for. A command creates

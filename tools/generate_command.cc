@@ -19,6 +19,8 @@
 #include "core/engine.h"
 #include "core/generator.h"
 #include "core/gguf.h"
+#include "core/run_record.pb.h"
+#include "core/run_recorder.h"
 #include "core/sampler.h"
 #include "core/shard_plan.h"
 #include "core/sharded_engine.h"
@@ -167,6 +169,52 @@ absl::Status RunSingleNode(const GgufFile& file, const Tokenizer& tokenizer,
   return RunAndPrint(tokenizer, sampling, target, clock->Now() - load_start, path);
 }
 
+// One request on the cluster; with --stats, every node's traffic after the
+// prompt and at the end (of the session then running: a recovery starts a
+// new one).
+absl::StatusOr<GenerationStats> GenerateOnCluster(LaunchedCluster* cluster,
+                                                  const Tokenizer& tokenizer, Sampler* sampler,
+                                                  absl::Span<const int32_t> prompt, Clock* clock,
+                                                  const OnToken& on_token) {
+  std::vector<NodeTraffic> start, after_prompt;
+  int64_t tokens_out = 0;
+  const int recoveries_before = cluster->recoveries();
+  if (FLAGS_stats) {
+    ASSIGN_OR_RETURN(start, cluster->root()->CollectStats());
+  }
+  ASSIGN_OR_RETURN(GenerationStats stats,
+                   Generate(cluster->stepper(), sampler, prompt, FLAGS_steps, tokenizer.eos_id(),
+                            clock, [&](int32_t id) -> absl::Status {
+                              if (FLAGS_stats && tokens_out++ == 0) {
+                                ASSIGN_OR_RETURN(after_prompt, cluster->root()->CollectStats());
+                              }
+                              return on_token(id);
+                            }));
+  const int recovered = cluster->recoveries() - recoveries_before;
+  if (FLAGS_stats && recovered > 0) {
+    std::fprintf(stderr, "recovered from %d lost worker(s) (timelines above); per-node traffic "
+                 "not shown (the sessions changed)\n", recovered);
+  } else if (FLAGS_stats && tokens_out > 0) {
+    ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, cluster->root()->CollectStats());
+    PrintTrafficTable(start, after_prompt, static_cast<int64_t>(prompt.size()), "prompt");
+    PrintTrafficTable(after_prompt, end, tokens_out - 1, "decode");
+  }
+  return stats;
+}
+
+// What --record notes of a request before it runs.
+record::RecordedRequest RecordedRequestOf(absl::Span<const int32_t> prompt,
+                                          const SamplerOptions& sampling) {
+  record::RecordedRequest r;
+  for (int32_t t : prompt) r.add_prompt_tokens(t);
+  r.set_steps(FLAGS_steps);
+  r.set_temperature(sampling.temperature);
+  r.set_top_p(sampling.top_p);
+  r.set_top_k(sampling.top_k);
+  r.set_seed(sampling.seed);
+  return r;
+}
+
 absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
                         const SamplerOptions& sampling, const std::vector<int>& shares,
                         const std::string& path, RealClock* clock, absl::Time load_start,
@@ -179,40 +227,24 @@ absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
   target.config = &cluster->root()->engine()->config();
   target.max_seq_len = cluster->root()->engine()->max_seq_len();
   target.describe = cluster->describe();
-  // --stats: every node's traffic after the prompt and at the end (of the
-  // session then running: a recovery starts a new one).
-  std::vector<NodeTraffic> start, after_prompt;
-  int64_t tokens_out = 0;
   target.next_request = [&] { return cluster->NextRequest(); };
+  RunRecorder* recorder = cluster->recorder();
   target.generate = [&](Sampler* sampler, absl::Span<const int32_t> prompt,
                         const OnToken& on_token) -> absl::StatusOr<GenerationStats> {
-    tokens_out = 0;
-    const int recoveries_before = cluster->recoveries();
-    if (FLAGS_stats) {
-      ASSIGN_OR_RETURN(start, cluster->root()->CollectStats());
-    }
-    ASSIGN_OR_RETURN(GenerationStats stats,
-                     Generate(cluster->stepper(), sampler, prompt, FLAGS_steps,
-                              tokenizer.eos_id(), clock, [&](int32_t id) -> absl::Status {
-                                if (FLAGS_stats && tokens_out++ == 0) {
-                                  ASSIGN_OR_RETURN(after_prompt, cluster->root()->CollectStats());
-                                }
-                                return on_token(id);
-                              }));
-    const int recovered = cluster->recoveries() - recoveries_before;
-    if (FLAGS_stats && recovered > 0) {
-      std::fprintf(stderr, "recovered from %d lost worker(s) (timelines above); per-node traffic "
-                   "not shown (the sessions changed)\n", recovered);
-    } else if (FLAGS_stats && tokens_out > 0) {
-      ASSIGN_OR_RETURN(const std::vector<NodeTraffic> end, cluster->root()->CollectStats());
-      PrintTrafficTable(start, after_prompt, static_cast<int64_t>(prompt.size()), "prompt");
-      PrintTrafficTable(after_prompt, end, tokens_out - 1, "decode");
-    }
+    if (recorder != nullptr) recorder->BeginRequest(RecordedRequestOf(prompt, sampling));
+    absl::StatusOr<GenerationStats> stats = GenerateOnCluster(
+        cluster.get(), tokenizer, sampler, prompt, clock, [&](int32_t id) {
+          if (recorder != nullptr) recorder->AddToken(id);
+          return on_token(id);
+        });
+    if (recorder != nullptr) recorder->EndRequest(stats.status());
     return stats;
   };
   const absl::Status generated =
       RunAndPrint(tokenizer, sampling, target, clock->Now() - load_start, path);
   const absl::Status stopped = cluster->Stop();
+  const absl::Status saved = cluster->SaveRecording();  // a failed run's too
+  if (generated.ok() && stopped.ok()) RETURN_IF_ERROR(saved);
   RETURN_IF_ERROR(generated);
   return stopped;
 }

@@ -17,6 +17,8 @@
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "gflags/gflags.h"
+#include "core/run_recorder.h"
+#include "sim/replay.h"
 #include "sim/scenario_runner.h"
 #include "tools/commands.h"
 #include "tools/shared_flags.h"
@@ -27,6 +29,9 @@ DEFINE_string(trace, "", "Write every network event of the (single) run as JSON 
 DEFINE_string(chrome_trace, "", "Write a Chrome trace (open in Perfetto) of the (single) run here");
 DEFINE_bool(check_determinism, false,
             "Run every seed twice and fail on the first event where the runs diverge");
+DEFINE_string(replay, "",
+              "Replay a recorded real run (generate --record FILE, exact numerics) on the "
+              "simulator and compare it call by call with the recording");
 DEFINE_bool(inject_plan_bug, false,
             "Testing: node 1 loads its FFN slice one row off; the invariants must catch it");
 
@@ -144,7 +149,57 @@ class SwarmTally {
   int64_t recoveries_ = 0, completed_ = 0, requests_ = 0;
 };
 
+// --replay: runs the recording on the simulator (twice with
+// --check-determinism) and says whether it did what the real run did.
+absl::Status RunReplay(int* failures) {
+  if (!FLAGS_scenario.empty() || !FLAGS_seeds.empty()) {
+    return absl::InvalidArgumentError("--replay takes no --scenario or --seeds");
+  }
+  ASSIGN_OR_RETURN(const record::Recording recording, LoadRecording(FLAGS_replay));
+  std::vector<NetEvent> events;
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(const sim::ReplayReport report,
+                   sim::Replay(recording, SeedFlag(),
+                               [&events](const NetEvent& e) { events.push_back(e); }));
+  const double wall_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  std::printf("replay of %s: %s run of %s, %d nodes, %d request(s)\n", FLAGS_replay.c_str(),
+              recording.transport().c_str(), recording.model_path().c_str(), recording.nodes(),
+              recording.requests_size());
+  std::printf("sessions: %d recorded, %d replayed; root calls: %lld recorded, %lld compared\n",
+              report.sessions_recorded, report.sessions_replayed,
+              static_cast<long long>(report.ops_recorded),
+              static_cast<long long>(report.ops_compared));
+  for (const RecoveryEvent& e : report.run.recoveries) {
+    std::printf("  recovery %s\n", e.ToString().c_str());
+  }
+  std::printf("virtual %.3f ms, wall %.1f ms, %lld events, trace hash %016llx\n",
+              absl::ToDoubleMilliseconds(report.run.virtual_time), wall_ms,
+              static_cast<long long>(report.run.events),
+              static_cast<unsigned long long>(report.run.trace_hash));
+  if (FLAGS_check_determinism) {
+    ASSIGN_OR_RETURN(const sim::ReplayReport again, sim::Replay(recording, SeedFlag()));
+    if (again.run.trace_hash != report.run.trace_hash) {
+      std::printf("not deterministic: the second replay's trace hash is %016llx\n",
+                  static_cast<unsigned long long>(again.run.trace_hash));
+      ++*failures;
+    }
+  }
+  RETURN_IF_ERROR(WriteTraces(events));
+  for (const std::string& v : report.run.violations) {
+    std::printf("violation: %s\n", v.c_str());
+    ++*failures;
+  }
+  if (!report.matches()) {
+    std::printf("diverged: %s\n", report.divergence.c_str());
+    ++*failures;
+  } else {
+    std::printf("replay matches the recording: every root call and every token\n");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunSimImpl(int* failures) {
+  if (!FLAGS_replay.empty()) return RunReplay(failures);
   if (FLAGS_scenario.empty()) return absl::InvalidArgumentError("--scenario FILE is required");
   ASSIGN_OR_RETURN(const auto range, SeedRange());
   ASSIGN_OR_RETURN(const sim::Scenario scenario, sim::LoadScenario(FLAGS_scenario));
