@@ -29,6 +29,7 @@ absl::StatusOr<GenerationJob> MakeGenerationJob(const CompletionRequest& request
                                                    " tokens; the context holds ",
                                                    settings.max_seq_len));
   }
+  job.ignore_eos = request.ignore_eos;
   job.stop.insert(job.stop.end(), request.stop.begin(), request.stop.end());
   const int64_t room = settings.max_seq_len - prompt_tokens;
   const int64_t fallback = request.chat ? room : settings.default_completion_tokens;

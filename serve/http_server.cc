@@ -1,5 +1,7 @@
 #include "serve/http_server.h"
 
+#include <sys/socket.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -202,6 +204,12 @@ void HttpServer::Route() {
   httplib::Server& s = *server_;
   s.new_task_queue = [n = options_.threads] { return new httplib::ThreadPool(n); };
   s.set_payload_max_length(options_.max_body_bytes);
+  // httplib's default adds SO_REUSEPORT, which lets a second server bind a
+  // port already in use; keep SO_REUSEADDR only.
+  s.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(req, res, /*chat=*/false);
   });
@@ -231,7 +239,10 @@ void HttpServer::Route() {
     res.set_content(ErrorJson(500, "internal error"), kJson);
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics_->CountRequest(req.path, res.status);
+    // Unknown paths share one label, so clients cannot grow the metrics.
+    const bool known = req.path == "/v1/completions" || req.path == "/v1/chat/completions" ||
+                       req.path == "/v1/models" || req.path == "/health" || req.path == "/metrics";
+    metrics_->CountRequest(known ? req.path : "other", res.status);
     LOG(INFO) << req.remote_addr << ":" << req.remote_port << " " << req.method << " " << req.path
               << " " << res.status << " (" << req.body.size() << " bytes in)";
   });

@@ -94,7 +94,8 @@ absl::Status ModelLoop::Serve(QueuedRequest& request) {
   const int64_t room = runner_->max_seq_len() - static_cast<int64_t>(job.prompt.size());
   const absl::Time start = absl::Now();
   const absl::StatusOr<GenerationStats> stats =
-      runner_->Generate(job.prompt, &sampler, std::min(job.max_tokens, room), on_token);
+      runner_->Generate(job.prompt, &sampler, std::min(job.max_tokens, room),
+                        job.ignore_eos ? -1 : tokenizer_->eos_id(), on_token);
   // A stop string ends Generate early (without its stats): time it here.
   const absl::Duration decode = stats.ok() ? stats->decode_time : absl::Now() - start;
   if (!stats.ok() && !stops.stopped()) {

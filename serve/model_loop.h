@@ -30,9 +30,10 @@ class ModelRunner {
   // Readies the model for the next request (a cluster forgets the last
   // sequence and lets lost workers rejoin). Called before every request.
   virtual absl::Status NextRequest() = 0;
-  // Generate (core/generator.h) over `prompt` from position 0.
+  // Generate (core/generator.h) over `prompt` from position 0, stopping at
+  // `eos_id` (-1: never).
   virtual absl::StatusOr<GenerationStats> Generate(
-      absl::Span<const int32_t> prompt, Sampler* sampler, int64_t steps,
+      absl::Span<const int32_t> prompt, Sampler* sampler, int64_t steps, int32_t eos_id,
       const std::function<absl::Status(int32_t)>& on_token) = 0;
   // Most tokens a sequence can hold.
   virtual int64_t max_seq_len() const = 0;

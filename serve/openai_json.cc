@@ -135,6 +135,7 @@ absl::Status ReadEnvelope(const Json& body, CompletionRequest* r) {
   RETURN_IF_ERROR(ReadInt(body, "n", 1, &n));
   if (n.has_value() && *n != 1) return Bad("'n' must be 1 (one choice per request)");
   RETURN_IF_ERROR(ReadBool(body, "stream", &r->stream));
+  RETURN_IF_ERROR(ReadBool(body, "ignore_eos", &r->ignore_eos));
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) return Bad("'stream_options' must be an object");
     RETURN_IF_ERROR(ReadBool(*it, "include_usage", &r->include_usage));

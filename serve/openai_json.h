@@ -30,6 +30,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // an extension (llama.cpp's): generate past end-of-text
 };
 
 // Parses and checks `body`. InvalidArgument (HTTP 400) names the field for

@@ -26,6 +26,7 @@ struct GenerationJob {
   SamplerOptions sampling;
   int64_t max_tokens = 0;
   std::vector<std::string> stop;
+  bool ignore_eos = false;  // generate past the end-of-text token
 };
 
 // One piece of a request's output.

@@ -59,32 +59,32 @@ class EngineRunner : public ModelRunner {
     return absl::OkStatus();
   }
   absl::StatusOr<GenerationStats> Generate(absl::Span<const int32_t> prompt, Sampler* sampler,
-                                           int64_t steps, const OnToken& on_token) override {
-    return shardlm::Generate(engine_.get(), sampler, prompt, steps, eos_id_, &clock_, on_token);
+                                           int64_t steps, int32_t eos_id,
+                                           const OnToken& on_token) override {
+    return shardlm::Generate(engine_.get(), sampler, prompt, steps, eos_id, &clock_, on_token);
   }
   int64_t max_seq_len() const override { return engine_->max_seq_len(); }
   int nodes() const override { return 1; }
-  void set_eos(int32_t eos_id) { eos_id_ = eos_id; }
 
  private:
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Engine> engine_;
   RealClock clock_;
-  int32_t eos_id_ = 2;
 };
 
 // A cluster (local, tcp or mpi); over tcp it recovers from lost workers.
 class ClusterRunner : public ModelRunner {
  public:
-  ClusterRunner(std::unique_ptr<LaunchedCluster> cluster, RealClock* clock, int32_t eos_id)
-      : cluster_(std::move(cluster)), clock_(clock), eos_id_(eos_id), nodes_(cluster_->nodes()) {}
+  ClusterRunner(std::unique_ptr<LaunchedCluster> cluster, RealClock* clock)
+      : cluster_(std::move(cluster)), clock_(clock), nodes_(cluster_->nodes()) {}
   ~ClusterRunner() override {
     if (absl::Status s = cluster_->Stop(); !s.ok()) LOG(WARNING) << "cluster stop: " << s;
   }
   absl::Status NextRequest() override { return cluster_->NextRequest(); }
   absl::StatusOr<GenerationStats> Generate(absl::Span<const int32_t> prompt, Sampler* sampler,
-                                           int64_t steps, const OnToken& on_token) override {
-    return shardlm::Generate(cluster_->stepper(), sampler, prompt, steps, eos_id_, clock_,
+                                           int64_t steps, int32_t eos_id,
+                                           const OnToken& on_token) override {
+    return shardlm::Generate(cluster_->stepper(), sampler, prompt, steps, eos_id, clock_,
                              on_token);
   }
   int64_t max_seq_len() const override { return cluster_->root()->engine()->max_seq_len(); }
@@ -103,7 +103,6 @@ class ClusterRunner : public ModelRunner {
  private:
   std::unique_ptr<LaunchedCluster> cluster_;
   RealClock* clock_;
-  int32_t eos_id_;
   std::atomic<int> nodes_;
 };
 
@@ -138,7 +137,6 @@ absl::Status CheckFlags() {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> StartModel(const GgufFile& file,
                                                         const std::string& path,
-                                                        const Tokenizer& tokenizer,
                                                         const std::vector<int>& shares,
                                                         RealClock* clock,
                                                         ClusterProcess* process,
@@ -149,16 +147,14 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> StartModel(const GgufFile& file,
                      LaunchClusterFromFlags(path, file, shares, backend_options, 0, clock,
                                             process));
     *describe = cluster->describe();
-    return std::make_unique<ClusterRunner>(std::move(cluster), clock, tokenizer.eos_id());
+    return std::make_unique<ClusterRunner>(std::move(cluster), clock);
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
                    Engine::Create(&file, backend.get(), EngineOptions()));
   *describe = backend->Describe();
-  auto runner = std::make_unique<EngineRunner>(std::move(backend), std::move(engine));
-  runner->set_eos(tokenizer.eos_id());
-  return runner;
+  return std::make_unique<EngineRunner>(std::move(backend), std::move(engine));
 }
 
 // Waits for SIGINT/SIGTERM (blocked in every thread) until `done`; on one,
@@ -221,7 +217,7 @@ absl::Status RunServeImpl(ClusterProcess* process) {
   http.max_body_bytes = static_cast<size_t>(FLAGS_max_body_bytes);
   RealClock clock;
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
-                   StartModel(*file, path, *tokenizer, shares, &clock, process, &http.describe));
+                   StartModel(*file, path, shares, &clock, process, &http.describe));
   settings.max_seq_len = runner->max_seq_len();
   return Serve(runner.get(), *tokenizer, settings, http);
 }
