@@ -4,7 +4,8 @@
 # greedy reference text (streamed pieces concatenate to it), stop strings,
 # seeded sampling equal to generate's, OpenAI-shaped errors with the right
 # status (the server keeps serving), a client that disconnects mid-stream,
-# /health, /metrics, flag errors, and SIGTERM finishing the stream in flight.
+# /health, /metrics, flag errors, SIGTERM finishing the stream in flight,
+# and over tcp a worker killed mid-stream (the stream goes on).
 set -uo pipefail
 
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/shell_test_lib.sh"
@@ -13,7 +14,7 @@ stop_server() {
   [ -n "$SERVER" ] && { kill -9 "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
   SERVER=""
 }
-trap stop_server EXIT
+trap 'stop_server; kill_workers' EXIT
 
 # --- flag errors (no model needed) ---
 expect_error "port out of range" "--port" -- "$BIN" serve --port 70000 --model "$T/none.gguf"
@@ -191,5 +192,32 @@ events=$(grep -c '^data: {' "$T/last")
   && grep -q '"finish_reason":"length"' "$T/last" && grep -q "1500 generated tokens" "$T/serve.log" \
   && pass "SIGTERM: the stream in flight finished (1500 tokens, $events events), exit 0" \
   || fail "SIGTERM (rc=$rc, $events events): $(tail -c 300 "$T/last") $(tail -3 "$T/serve.log")"
+
+# --- over tcp: a worker killed mid-stream; the stream goes on, same text ---
+start_worker a --model "$MODEL"; PA=$PORT; WA=$WPID
+start_worker b --model "$MODEL"; PB=$PORT
+"$BIN" serve --model "$MODEL" --transport tcp --workers "127.0.0.1:$PA,127.0.0.1:$PB" --threads 1 \
+  --port 0 --cluster-timeout-s 5 2>"$T/tcp.log" &
+SERVER=$!
+URL=""
+for _ in $(seq 200); do
+  URL=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$T/tcp.log" | head -1 | cut -d' ' -f3)
+  [ -n "$URL" ] && break
+  sleep 0.05
+done
+LONG='{"prompt":"","max_tokens":400,"ignore_eos":true,"temperature":0'
+post /v1/completions "$LONG}" >/dev/null
+want=$(json "$T/resp" 'd["choices"][0]["text"]')
+curl -sN --max-time 30 "$URL/v1/completions" -d "$LONG,\"stream\":true}" >"$T/tcp.sse" &
+CURL=$!
+for _ in $(seq 2000); do [ "$(stat -c %s "$T/tcp.sse")" -gt 3000 ] && break; sleep 0.002; done
+kill -9 "$WA"
+wait "$CURL"
+curl -s "$URL/health" >"$T/resp"
+[ -n "$want" ] && [ "$(sse_text "$T/tcp.sse")" = "$want" ] && grep -q "recovered from" "$T/tcp.log" \
+  && [ "$(json "$T/resp" 'd["cluster"]["recoveries"], d["cluster"]["nodes"]')" = "(1, 2)" ] \
+  && pass "tcp: worker killed mid-stream, the stream finished with the same text (3 -> 2 nodes)" \
+  || fail "tcp recovery: $(tail -c 300 "$T/tcp.sse") $(cat "$T/resp") $(tail -3 "$T/tcp.log")"
+stop_server
 
 [ "$fails" -eq 0 ] && exit 0 || exit 1
