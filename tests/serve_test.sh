@@ -54,15 +54,22 @@ post() {
     "$URL$1" -d "$2"
 }
 
-"$BIN" serve --model "$MODEL" --nodes 2 --threads 2 --port 0 2>"$T/serve.log" &
-SERVER=$!
-URL=""
-for _ in $(seq 200); do
-  URL=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$T/serve.log" | head -1 | cut -d' ' -f3)
-  [ -n "$URL" ] && break
-  sleep 0.05
-done
-[ -n "$URL" ] || { fail "server did not start: $(cat "$T/serve.log")"; exit 1; }
+# start_server LOG ARGS...: `shardlm serve` on a free loopback port, stderr
+# to LOG; sets SERVER (pid) and URL, or fails the test.
+start_server() {
+  local log="$1"; shift
+  "$BIN" serve --model "$MODEL" --port 0 "$@" 2>"$log" &
+  SERVER=$!
+  URL=""
+  for _ in $(seq 200); do
+    URL=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | head -1 | cut -d' ' -f3)
+    [ -n "$URL" ] && return 0
+    sleep 0.05
+  done
+  fail "server did not start: $(cat "$log")"; exit 1
+}
+
+start_server "$T/serve.log" --nodes 2 --threads 2
 PORT=${URL##*:}
 pass "serving at $URL"
 
@@ -196,15 +203,8 @@ events=$(grep -c '^data: {' "$T/last")
 # --- over tcp: a worker killed mid-stream; the stream goes on, same text ---
 start_worker a --model "$MODEL"; PA=$PORT; WA=$WPID
 start_worker b --model "$MODEL"; PB=$PORT
-"$BIN" serve --model "$MODEL" --transport tcp --workers "127.0.0.1:$PA,127.0.0.1:$PB" --threads 1 \
-  --port 0 --cluster-timeout-s 5 2>"$T/tcp.log" &
-SERVER=$!
-URL=""
-for _ in $(seq 200); do
-  URL=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$T/tcp.log" | head -1 | cut -d' ' -f3)
-  [ -n "$URL" ] && break
-  sleep 0.05
-done
+start_server "$T/tcp.log" --transport tcp --workers "127.0.0.1:$PA,127.0.0.1:$PB" --threads 1 \
+  --cluster-timeout-s 5
 LONG='{"prompt":"","max_tokens":400,"ignore_eos":true,"temperature":0'
 post /v1/completions "$LONG}" >/dev/null
 want=$(json "$T/resp" 'd["choices"][0]["text"]')
