@@ -143,6 +143,9 @@ int Main(int argc, char** argv, const std::vector<Command>& commands) {
                  name.c_str());
     return 1;
   }
+  for (const auto& [flag, value] : cmd->flag_defaults) {
+    gflags::SetCommandLineOptionWithMode(flag.c_str(), value.c_str(), gflags::SET_FLAGS_DEFAULT);
+  }
   std::vector<std::string> args = NormalizeFlagNames(argc - 1, argv + 1);
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h" || a == "--helpfull") {

@@ -4,6 +4,7 @@
 #define SHARDLM_TOOLS_CLI_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,6 +20,8 @@ struct Command {
   const char* summary;
   std::vector<std::string> flag_files;
   int (*run)(const std::vector<std::string>& args);
+  // Defaults this command gives shared flags (name, value), e.g. --port.
+  std::vector<std::pair<std::string, std::string>> flag_defaults = {};
 };
 
 // Prints "shardlm <cmd>: error: <message>" as one line on stderr; returns 1.

@@ -23,6 +23,8 @@ int RunBench(const std::vector<std::string>& args);
 int RunWorker(const std::vector<std::string>& args);
 // sim: run a simulation scenario (tools/sim_command.cc).
 int RunSim(const std::vector<std::string>& args);
+// serve: OpenAI-compatible HTTP API over the model (tools/serve_command.cc).
+int RunServe(const std::vector<std::string>& args);
 
 }  // namespace shardlm::cli
 

@@ -33,11 +33,18 @@ int main(int argc, char** argv) {
       {"worker", "[--port P] [--bind ADDR] [--secret-file F] [--model PATH] [--threads N] ...",
        "Serve as a node of TCP clusters (roots run generate --transport tcp --workers ...).",
        {"tools/worker_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
-        shardlm::cli::kSecretFileFlagFile},
+        shardlm::cli::kSecretFileFlagFile, shardlm::cli::kPortFlagFile},
        &shardlm::cli::RunWorker},
       {"sim", "--scenario FILE [--seed N | --seeds A:B] [--check-determinism] [--trace F] ...",
        "Run a cluster scenario with faults on the deterministic simulator.",
        {"tools/sim_command.cc", shardlm::cli::kSeedFlagFile}, &shardlm::cli::RunSim},
+      {"serve", "[--host ADDR] [--port P] [--chat-template T] [model and cluster flags]",
+       "Serve an OpenAI-compatible HTTP API (completions, chat, models, health, metrics).",
+       {"tools/serve_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
+        shardlm::cli::kSeedFlagFile, shardlm::cli::kClusterFlagsFile,
+        shardlm::cli::kSecretFileFlagFile, shardlm::cli::kPortFlagFile},
+       &shardlm::cli::RunServe,
+       {{"port", "8080"}}},
   };
   return shardlm::cli::Main(argc, argv, commands);
 }

@@ -16,6 +16,8 @@ inline constexpr char kModelFlagFile[] = "tools/model_flag.cc";
 // --seed (generate: sampling; make-model: weights).
 inline constexpr char kSeedFlagFile[] = "tools/seed_flag.cc";
 
+// --port (worker: 9090, serve: 8080, through Command::flag_defaults).
+inline constexpr char kPortFlagFile[] = "tools/port_flag.cc";
 // --secret-file (generate, bench and worker over tcp).
 inline constexpr char kSecretFileFlagFile[] = "tools/secret_flag.cc";
 
@@ -25,6 +27,8 @@ std::string SecretFileFlag();
 std::string TypeFlag();
 // The --model value as given ("" when absent: the default model).
 std::string ModelFlag();
+// The --port value.
+int PortFlag();
 // The --seed value.
 uint64_t SeedFlag();
 

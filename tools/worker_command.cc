@@ -24,7 +24,6 @@
 #include "transport/tcp/handshake.h"
 #include "transport/tcp/mesh.h"
 
-DEFINE_int32(port, 9090, "TCP port to listen on (0: any free port, printed at startup)");
 DEFINE_string(bind, "0.0.0.0", "Address to listen on (0.0.0.0: every interface)");
 DEFINE_int32(sessions, 0, "Exit after serving this many root sessions (0: serve forever)");
 DEFINE_int32(setup_timeout_s, 60, "Seconds a session's setup (mesh, weights) may take");
@@ -79,7 +78,7 @@ absl::Status Serve(tcp::TcpTransport* transport, const ModelSource* local,
 }
 
 absl::Status RunWorkerImpl() {
-  if (FLAGS_port < 0 || FLAGS_port > 65535) return absl::InvalidArgumentError("--port out of range");
+  if (PortFlag() < 0 || PortFlag() > 65535) return absl::InvalidArgumentError("--port out of range");
   if (FLAGS_sessions < 0) return absl::InvalidArgumentError("--sessions must be >= 0");
   if (FLAGS_setup_timeout_s < 1) return absl::InvalidArgumentError("--setup-timeout-s must be >= 1");
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
@@ -93,7 +92,7 @@ absl::Status RunWorkerImpl() {
   ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> local, LocalModel());
   StreamedWeights cache;  // streamed slices, kept for the next session
   ASSIGN_OR_RETURN(std::unique_ptr<tcp::MeshListener> listener,
-                   tcp::MeshListener::Start(FLAGS_bind, FLAGS_port, mesh));
+                   tcp::MeshListener::Start(FLAGS_bind, PortFlag(), mesh));
   Log(absl::StrCat("listening on ", FLAGS_bind, ":", listener->port(),
                    mesh.secret.empty() ? " (no authentication)" : " (shared secret required)"));
   for (int served = 0; FLAGS_sessions == 0 || served < FLAGS_sessions;) {
