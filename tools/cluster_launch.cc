@@ -1,4 +1,5 @@
 #include "tools/cluster_launch.h"
+#include "tools/cluster_launch_internal.h"
 
 #include <algorithm>
 #include <map>
@@ -50,6 +51,49 @@ DEFINE_bool(local_weights, false,
             "equals rank 0's) instead of receiving its slices from rank 0");
 
 namespace shardlm::cli {
+
+// Shared with tcp_launch.cc (tools/cluster_launch_internal.h).
+absl::StatusOr<ModelSource> HashModel(const std::string& path) {
+  ProgressLine progress(absl::StrCat("hashing ", path));
+  absl::StatusOr<ModelSource> model = OpenModelSource(path, [&](uint64_t done, uint64_t total) {
+    progress.Update(done, total);
+  });
+  progress.Clear();
+  return model;
+}
+
+std::unique_ptr<RunRecorder> RecorderFromFlags(const ModelSource& model,
+                                               const SessionSettings& settings) {
+  if (FLAGS_record.empty()) return nullptr;
+  record::Recording header;
+  header.set_model_path(model.path);
+  header.set_model_sha256(model.sha256);
+  header.set_nodes(static_cast<int>(settings.shares.size()));
+  for (int s : settings.shares) header.add_shares(s);
+  header.set_numerics(NumericsName(settings.numerics));
+  header.set_wire(WireFormatName(settings.wire));
+  header.set_algorithm(AllReduceAlgorithmName(settings.algorithm));
+  header.set_transport(FLAGS_transport);
+  return std::make_unique<RunRecorder>(std::move(header));
+}
+
+WeightBars::~WeightBars() {
+  for (auto& [rank, bar] : bars_) bar->Clear();
+}
+
+WeightProgress WeightBars::Callback() {
+  return [this](int rank, uint64_t done, uint64_t total) {
+    auto& bar = bars_[rank];
+    if (bar == nullptr) {
+      bar = std::make_unique<ProgressLine>(absl::StrCat("sending weights to ", rank_name_(rank)));
+    }
+    bar->Update(done, total);
+    if (done == total) {
+      bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ", HumanBytes(total)));
+    }
+  };
+}
+
 namespace {
 
 absl::StatusOr<WireFormat> WireFromFlags(Numerics numerics) {
@@ -127,60 +171,6 @@ class RemoteLaunched : public LaunchedCluster {
   absl::Status stop_status_;
 };
 
-// Opens and hashes `path`, showing progress on stderr.
-absl::StatusOr<ModelSource> HashModel(const std::string& path) {
-  ProgressLine progress(absl::StrCat("hashing ", path));
-  absl::StatusOr<ModelSource> model = OpenModelSource(path, [&](uint64_t done, uint64_t total) {
-    progress.Update(done, total);
-  });
-  progress.Clear();
-  return model;
-}
-
-// The recorder --record asks for (null without it).
-std::unique_ptr<RunRecorder> RecorderFromFlags(const ModelSource& model,
-                                               const SessionSettings& settings) {
-  if (FLAGS_record.empty()) return nullptr;
-  record::Recording header;
-  header.set_model_path(model.path);
-  header.set_model_sha256(model.sha256);
-  header.set_nodes(static_cast<int>(settings.shares.size()));
-  for (int s : settings.shares) header.add_shares(s);
-  header.set_numerics(NumericsName(settings.numerics));
-  header.set_wire(WireFormatName(settings.wire));
-  header.set_algorithm(AllReduceAlgorithmName(settings.algorithm));
-  header.set_transport(FLAGS_transport);
-  return std::make_unique<RunRecorder>(std::move(header));
-}
-
-// How the root over a remote transport names rank r ("rank 2 (host:port)").
-using RankName = std::function<std::string(int rank)>;
-
-// One progress bar per rank while weights stream; cleared on destruction.
-class WeightBars {
- public:
-  explicit WeightBars(RankName rank_name) : rank_name_(std::move(rank_name)) {}
-  ~WeightBars() {
-    for (auto& [rank, bar] : bars_) bar->Clear();
-  }
-  WeightProgress Callback() {
-    return [this](int rank, uint64_t done, uint64_t total) {
-      auto& bar = bars_[rank];
-      if (bar == nullptr) {
-        bar = std::make_unique<ProgressLine>(absl::StrCat("sending weights to ", rank_name_(rank)));
-      }
-      bar->Update(done, total);
-      if (done == total) {
-        bar->Finish(absl::StrCat("sent rank ", rank, " its weights: ", HumanBytes(total)));
-      }
-    };
-  }
-
- private:
-  RankName rank_name_;
-  std::map<int, std::unique_ptr<ProgressLine>> bars_;
-};
-
 // Rank 0's side over the connected `transport`: sets up every worker
 // (weights streamed with progress bars) and wraps the session. `over`
 // names the transport in describe(); `shutdown` as for RemoteLaunched.
@@ -249,171 +239,6 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
                                       WireFormatName(settings.wire));
   return std::make_unique<LocalLaunched>(std::move(cluster), std::move(describe),
                                          static_cast<int>(shares.size()));
-}
-
-// One TCP session: rank 0's transport, engine and loop.
-class TcpSession : public ClusterSessionHandle {
- public:
-  // `observed` (may be null) wraps `transport` for --record.
-  TcpSession(std::unique_ptr<tcp::TcpTransport> transport, std::unique_ptr<Transport> observed,
-             RootSession session, const ClusterOptions& options)
-      : transport_(std::move(transport)), observed_(std::move(observed)),
-        session_(std::move(session)),
-        root_(session_.engine.get(), observed_ ? observed_.get() : transport_.get(), options) {}
-  ~TcpSession() override { transport_->Abort(); }
-  ClusterRoot* root() override { return &root_; }
-  int nodes() const override { return transport_->world_size(); }
-  int64_t weight_bytes() const override { return session_.streamed_bytes; }
-  void Abort() override { transport_->Abort(); }
-  absl::Status Stop() override {
-    const absl::Status s = root_.Stop();
-    transport_->Abort();
-    return s;
-  }
-
- private:
-  std::unique_ptr<tcp::TcpTransport> transport_;
-  std::unique_ptr<Transport> observed_;
-  RootSession session_;
-  ClusterRoot root_;
-};
-
-// Rank 0 of a TCP cluster of `shardlm worker` processes. A lost worker is
-// recovered from: the next session leaves it out (and takes back any worker
-// that answers again).
-class TcpLaunched : public LaunchedCluster {
- public:
-  TcpLaunched(std::vector<tcp::HostPort> workers, tcp::MeshOptions mesh, ModelSource model,
-              std::unique_ptr<Backend> backend, SessionSettings settings, RealClock* clock)
-      : workers_(std::move(workers)), mesh_(std::move(mesh)), model_(std::move(model)),
-        backend_(std::move(backend)), settings_(std::move(settings)), clock_(clock),
-        cluster_([this] { return NewSession(); }, clock, /*max_recoveries=*/16,
-                 [](const RecoveryEvent& e) {
-                   std::fprintf(stderr, "shardlm: %s\n", e.ToString().c_str());
-                 }) {
-    cluster_.set_rejoin_probe([this] { return LostWorkerAnswers(); });
-    cluster_.set_on_rejoin([](int before, int after) {
-      std::fprintf(stderr, "shardlm: new session for the next request: %d -> %d nodes\n", before,
-                   after);
-    });
-  }
-  ~TcpLaunched() override { Stop().IgnoreError(); }
-
-  absl::Status Start() { return cluster_.Start(); }
-  ClusterRoot* root() override { return cluster_.root(); }
-  TokenStepper* stepper() override { return &cluster_; }
-  int recoveries() const override { return static_cast<int>(cluster_.recoveries().size()); }
-  absl::Status NextRequest() override { return cluster_.Reset(); }
-  absl::Status Stop() override {
-    if (stopped_) return stop_status_;
-    stopped_ = true;
-    stop_status_ = cluster_.Stop();
-    return stop_status_;
-  }
-
- private:
-  absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> NewSession();
-  // Whether a worker left out of the current session accepts connections
-  // again (a quick connect, no handshake).
-  bool LostWorkerAnswers() const;
-
-  const std::vector<tcp::HostPort> workers_;
-  std::vector<bool> in_session_;  // per worker: part of the current session
-  const tcp::MeshOptions mesh_;
-  ModelSource model_;
-  std::unique_ptr<Backend> backend_;
-  const SessionSettings settings_;
-  RealClock* clock_;
-  bool first_ = true;
-  RecoveringCluster cluster_;
-  bool stopped_ = false;
-  absl::Status stop_status_;
-};
-
-absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> TcpLaunched::NewSession() {
-  // The first session needs every worker; a recovery takes whoever answers.
-  tcp::DialOptions dial;
-  dial.skip_unreachable = !first_;
-  dial.busy_retry = first_ ? absl::ZeroDuration() : absl::Seconds(3);
-  ASSIGN_OR_RETURN(tcp::DialedCluster dialed, tcp::DialAvailable(workers_, mesh_, dial));
-  for (const std::string& why : dialed.skipped) {
-    std::fprintf(stderr, "shardlm: leaving out %s\n", why.c_str());
-  }
-  SessionSettings settings = settings_;
-  settings.shares = {settings_.shares[0]};
-  for (int i : dialed.included) settings.shares.push_back(settings_.shares[i + 1]);
-  std::unique_ptr<Transport> observed;
-  if (recorder() != nullptr) {
-    std::vector<int> nodes;
-    for (int i : dialed.included) nodes.push_back(i + 1);
-    observed = recorder()->Wrap(dialed.transport.get(), nodes);
-  }
-  Transport* transport = observed ? observed.get() : dialed.transport.get();
-  absl::StatusOr<RootSession> session;
-  {
-    WeightBars bars([&](int r) {
-      const tcp::HostPort& w = workers_[dialed.included[r - 1]];
-      return absl::StrCat("rank ", r, " (", w.host, ":", w.port, ")");
-    });
-    session = StartClusterRoot(model_, settings, backend_.get(), transport, clock_,
-                               bars.Callback());
-  }
-  if (!session.ok()) {
-    dialed.transport->Abort();
-    return session.status();
-  }
-  if (first_ && recorder() != nullptr) recorder()->set_streamed(session->streamed);
-  first_ = false;
-  in_session_.assign(workers_.size(), false);
-  for (int i : dialed.included) in_session_[i] = true;
-  ClusterOptions options;
-  options.clock = clock_;
-  options.timeout = settings.timeout;
-  return std::make_unique<TcpSession>(std::move(dialed.transport), std::move(observed),
-                                      *std::move(session), options);
-}
-
-bool TcpLaunched::LostWorkerAnswers() const {
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    if (i < in_session_.size() && in_session_[i]) continue;
-    absl::StatusOr<tcp::Socket> probe = tcp::Connect(
-        workers_[i].host, workers_[i].port, clock_->Now() + absl::Milliseconds(500), clock_);
-    if (probe.ok()) return true;
-  }
-  return false;
-}
-
-absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,
-                                                           const BackendOptions& backend_options,
-                                                           const SessionSettings& settings,
-                                                           RealClock* clock) {
-  ASSIGN_OR_RETURN(std::vector<tcp::HostPort> workers, tcp::ParseHostPortList(FLAGS_workers));
-  tcp::MeshOptions mesh;
-  mesh.clock = clock;
-  mesh.setup_timeout = settings.timeout;
-  if (FLAGS_failure_timeout > 0) {
-    mesh.failure_timeout = absl::Seconds(FLAGS_failure_timeout);
-    // A worker that is alive answers a handshake at once; one that is
-    // frozen must not hold a recovery up for long.
-    mesh.handshake_timeout = std::clamp(mesh.failure_timeout, absl::Seconds(1), absl::Seconds(10));
-  }
-  if (!SecretFileFlag().empty()) {
-    ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
-  }
-  ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(BackendNameFromFlags(), backend_options));
-  const std::string describe = absl::StrCat(
-      backend->Describe(), " | nodes ", settings.shares.size(), " (shares ",
-      FormatShares(settings.shares), ") over tcp, wire ", WireFormatName(settings.wire));
-  std::unique_ptr<RunRecorder> recorder = RecorderFromFlags(model, settings);
-  auto launched = std::make_unique<TcpLaunched>(std::move(workers), std::move(mesh),
-                                                std::move(model), std::move(backend), settings,
-                                                clock);
-  launched->set_recorder(std::move(recorder));
-  RETURN_IF_ERROR(launched->Start());
-  launched->set_describe(describe, static_cast<int>(settings.shares.size()));
-  return launched;
 }
 
 // Rank 0 of an MPI job; ranks > 0 are in ClusterProcess::ServeAsWorker.
