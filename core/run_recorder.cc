@@ -22,6 +22,26 @@ uint64_t PayloadHash(absl::Span<const uint8_t> bytes) {
 
 bool IsSetupTag(uint32_t tag) { return tag == kSetupTag || tag == kWeightsTag; }
 
+namespace {
+
+// The record of one call and its outcome (`payload`: what was sent or
+// received; ignored when the call failed).
+record::RecordedOp CallRecord(int64_t index, record::RecordedOp::Kind kind, int peer, uint32_t tag,
+                              absl::Span<const uint8_t> payload, const absl::Status& s) {
+  record::RecordedOp op;
+  op.set_index(index);
+  op.set_kind(kind);
+  op.set_peer(peer);
+  op.set_tag(tag);
+  op.set_bytes(s.ok() ? payload.size() : 0);
+  op.set_hash(s.ok() ? PayloadHash(payload) : 0);
+  op.set_code(static_cast<int>(s.code()));
+  if (!s.ok()) op.set_error(std::string(s.message()));
+  return op;
+}
+
+}  // namespace
+
 absl::Status ObservedTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> data,
                                      absl::Time deadline) {
   if (IsSetupTag(tag)) return inner_->Send(peer, tag, data, deadline);
@@ -29,18 +49,7 @@ absl::Status ObservedTransport::Send(int peer, uint32_t tag, absl::Span<const ui
   absl::Status s =
       hooks_.before ? hooks_.before(index, record::RecordedOp::SEND, peer, tag) : absl::OkStatus();
   if (s.ok()) s = inner_->Send(peer, tag, data, deadline);
-  if (hooks_.after) {
-    record::RecordedOp op;
-    op.set_index(index);
-    op.set_kind(record::RecordedOp::SEND);
-    op.set_peer(peer);
-    op.set_tag(tag);
-    op.set_bytes(data.size());
-    op.set_hash(s.ok() ? PayloadHash(data) : 0);
-    op.set_code(static_cast<int>(s.code()));
-    if (!s.ok()) op.set_error(std::string(s.message()));
-    hooks_.after(op);
-  }
+  if (hooks_.after) hooks_.after(CallRecord(index, record::RecordedOp::SEND, peer, tag, data, s));
   return s;
 }
 
@@ -53,16 +62,9 @@ absl::StatusOr<std::vector<uint8_t>> ObservedTransport::Recv(int peer, uint32_t 
   absl::StatusOr<std::vector<uint8_t>> got =
       injected.ok() ? inner_->Recv(peer, tag, deadline) : injected;
   if (hooks_.after) {
-    record::RecordedOp op;
-    op.set_index(index);
-    op.set_kind(record::RecordedOp::RECV);
-    op.set_peer(peer);
-    op.set_tag(tag);
-    op.set_bytes(got.ok() ? got->size() : 0);
-    op.set_hash(got.ok() ? PayloadHash(*got) : 0);
-    op.set_code(static_cast<int>(got.status().code()));
-    if (!got.ok()) op.set_error(std::string(got.status().message()));
-    hooks_.after(op);
+    hooks_.after(CallRecord(index, record::RecordedOp::RECV, peer, tag,
+                            got.ok() ? absl::MakeConstSpan(*got) : absl::Span<const uint8_t>(),
+                            got.status()));
   }
   return got;
 }

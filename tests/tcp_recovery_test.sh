@@ -32,6 +32,15 @@ kill_at() {
   kill -9 "$3" 2>/dev/null
 }
 
+# three_workers: starts workers a, b, c with the model; sets W, PA..PC and
+# A and B (the pids of a and b).
+three_workers() {
+  start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
+  start_worker b --model "$MODEL"; PB=$PORT; B=$WPID
+  start_worker c --model "$MODEL"; PC=$PORT
+  W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+}
+
 # run_case NAME FLAGS...: generates over the current workers into $T/NAME.
 run_case() {
   local name="$1"; shift
@@ -44,10 +53,7 @@ for mode in greedy sampled; do
   "$BIN" generate --model "$MODEL" --steps $STEPS "${SAMPLING[@]}" >"$T/want_$mode" 2>/dev/null
 
   # One worker killed at a random point early in the text.
-  start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-  start_worker b --model "$MODEL"; PB=$PORT
-  start_worker c --model "$MODEL"; PC=$PORT
-  W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+  three_workers
   at=$(( 20 + RANDOM % 60 ))
   run_case one_$mode "${SAMPLING[@]}" & RUN=$!
   kill_at "$T/one_$mode" $at $A
@@ -60,13 +66,10 @@ for mode in greedy sampled; do
 done
 
 # Two workers killed at different points: the root ends alone with one worker.
-start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-start_worker b --model "$MODEL"; PB=$PORT; B2=$WPID
-start_worker c --model "$MODEL"; PC=$PORT
-W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+three_workers
 run_case two --temperature 0 & RUN=$!
 kill_at "$T/two" 30 $A
-kill_at "$T/two" 150 $B2
+kill_at "$T/two" 150 $B
 wait $RUN; rc=$?
 n=$(grep -c "recovered from" "$T/two.err")
 if [ "$rc" -eq 0 ] && cmp -s "$T/want_greedy" "$T/two" && [ "$n" -ge 2 ]; then
@@ -76,15 +79,12 @@ else
 fi
 
 # A killed worker restarted on its port rejoins at the next recovery.
-start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-start_worker b --model "$MODEL"; PB=$PORT; B2=$WPID
-start_worker c --model "$MODEL"; PC=$PORT
-W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+three_workers
 run_case rejoin --temperature 0 & RUN=$!
 kill_at "$T/rejoin" 30 $A
 for _ in $(seq 2000); do grep -q "recovered from" "$T/rejoin.err" && break; sleep 0.005; done
 start_worker a2 --model "$MODEL" --port "$PA"
-kill_at "$T/rejoin" 250 $B2
+kill_at "$T/rejoin" 250 $B
 wait $RUN; rc=$?
 if [ "$rc" -eq 0 ] && cmp -s "$T/want_greedy" "$T/rejoin" \
   && grep -q "re-planned 4 -> 3 nodes" "$T/rejoin.err" && grep -q "re-planned 3 -> 3 nodes" "$T/rejoin.err"; then
@@ -99,10 +99,7 @@ printf 'Once upon a time\nThe little dog\nLily saw a\n' >"$T/prompts"
 while IFS= read -r p; do
   "$BIN" generate --model "$MODEL" --steps $STEPS --temperature 0 --prompt "$p" >>"$T/want_prompts" 2>/dev/null
 done <"$T/prompts"
-start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-start_worker b --model "$MODEL"; PB=$PORT
-start_worker c --model "$MODEL"; PC=$PORT
-W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+three_workers
 run_case requests --temperature 0 --prompts "$T/prompts" & RUN=$!
 kill_at "$T/requests" 40 $A
 for _ in $(seq 2000); do grep -q "recovered from" "$T/requests.err" && break; sleep 0.005; done
@@ -118,10 +115,7 @@ fi
 
 # A worker frozen for 1 s, under the default 3 s failure timeout: slow, not
 # dead: no recovery, same text.
-start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-start_worker b --model "$MODEL"; PB=$PORT
-start_worker c --model "$MODEL"; PC=$PORT
-W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+three_workers
 run_case pause --temperature 0 & RUN=$!
 wait_bytes "$T/pause" 40
 kill -STOP $A; sleep 1; kill -CONT $A
@@ -134,10 +128,7 @@ fi
 
 # A worker frozen for good: the heartbeats find it silent after the 1 s
 # failure timeout and the cluster goes on without it.
-start_worker a --model "$MODEL"; PA=$PORT; A=$WPID
-start_worker b --model "$MODEL"; PB=$PORT
-start_worker c --model "$MODEL"; PC=$PORT
-W="127.0.0.1:$PA,127.0.0.1:$PB,127.0.0.1:$PC"
+three_workers
 run_case frozen --temperature 0 --failure-timeout 1 & RUN=$!
 wait_bytes "$T/frozen" 40
 kill -STOP $A
