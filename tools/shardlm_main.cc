@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
        {"tools/quantize_command.cc", shardlm::cli::kTypeFlagFile}, &shardlm::cli::RunQuantize},
       {"make-model", "--preset NAME --out PATH [--type T] [--seed S] | --list",
        "Write a synthetic llama model of a named shape (tiny, llama3-8b, ...).",
-       {"tools/make_model_command.cc", shardlm::cli::kTypeFlagFile, shardlm::cli::kSeedFlagFile},
+       {"tools/make_model_command.cc", shardlm::cli::kTypeFlagFile, shardlm::cli::kSeedFlagFile,
+        shardlm::cli::kOutFlagFile},
        &shardlm::cli::RunMakeModel},
       {"bench", "[--model PATH] [--prompt-tokens N] [--decode-tokens N] [--json] ...",
        "Measure prefill/decode speed against this machine's memory bandwidth.",
@@ -35,9 +36,9 @@ int main(int argc, char** argv) {
        {"tools/worker_command.cc", shardlm::cli::kBackendFlagsFile, shardlm::cli::kModelFlagFile,
         shardlm::cli::kSecretFileFlagFile},
        &shardlm::cli::RunWorker},
-      {"sim", "--scenario FILE [--seed N | --seeds A:B] [--check-determinism] [--trace F] ...",
-       "Run a cluster scenario with faults on the deterministic simulator.",
-       {"tools/sim_command.cc", shardlm::cli::kSeedFlagFile}, &shardlm::cli::RunSim},
+      {"sim", "--scenario FILE [--seed N | --seeds A:B] [--check-determinism] [--trace F] ... | --calibrate --out FILE",
+       "Run a cluster scenario with faults on the deterministic simulator (functional or cost-model mode), or calibrate the cost model.",
+       {"tools/sim_command.cc", shardlm::cli::kSeedFlagFile, shardlm::cli::kOutFlagFile}, &shardlm::cli::RunSim},
   };
   return shardlm::cli::Main(argc, argv, commands);
 }

@@ -16,6 +16,9 @@ inline constexpr char kModelFlagFile[] = "tools/model_flag.cc";
 // --seed (generate: sampling; make-model: weights).
 inline constexpr char kSeedFlagFile[] = "tools/seed_flag.cc";
 
+// --out (make-model: the GGUF file; sim --calibrate: the cost model).
+inline constexpr char kOutFlagFile[] = "tools/out_flag.cc";
+
 // --secret-file (generate, bench and worker over tcp).
 inline constexpr char kSecretFileFlagFile[] = "tools/secret_flag.cc";
 
@@ -27,6 +30,8 @@ std::string TypeFlag();
 std::string ModelFlag();
 // The --seed value.
 uint64_t SeedFlag();
+// The --out value ("" when absent).
+std::string OutFlag();
 
 }  // namespace shardlm::cli
 
