@@ -73,12 +73,15 @@ absl::StatusOr<std::vector<uint8_t>> WeightBytes(DType type, int64_t rows) {
   return bytes;
 }
 
-// Aggregate weight bytes per second of `threads` decode kernels (one thread
-// each, own matrix) running at once: what the memory system delivers to
-// the nodes of one host. The bench's plain read loop can fall short of it.
-absl::StatusOr<double> MeasureConcurrentDecode(const CalibrateOptions& o, DType type, int threads) {
+// Aggregate weight bytes (x tokens) per second of `threads` kernels (one
+// thread each, own matrix, `batch` tokens) running at once: what one host
+// gives the nodes it runs. Decode matrices are kDecodeBytes, prefill ones
+// kPrefillRows rows.
+absl::StatusOr<double> MeasureConcurrent(const CalibrateOptions& o, DType type, int threads,
+                                         int64_t batch) {
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
-  const int64_t rows = std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row));
+  const int64_t rows = batch == 1 ? std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row))
+                                  : kPrefillRows;
   ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, WeightBytes(type, rows));
   std::vector<std::unique_ptr<CpuBackend>> backends;
   std::vector<std::vector<uint8_t>> copies(threads, bytes);
@@ -89,9 +92,9 @@ absl::StatusOr<double> MeasureConcurrentDecode(const CalibrateOptions& o, DType 
   for (int t = 0; t < threads; ++t) {
     ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> b, CpuBackend::Create(options));
     ASSIGN_OR_RETURN(w.emplace_back(), b->CreateWeight(type, rows, kCols, copies[t].data()));
-    ASSIGN_OR_RETURN(x.emplace_back(), b->CreateActivation(1, kCols));
-    ASSIGN_OR_RETURN(out.emplace_back(), b->CreateActivation(1, rows));
-    RETURN_IF_ERROR(b->MatMul(*w[t], *x[t], 1, out[t].get()));  // pages in
+    ASSIGN_OR_RETURN(x.emplace_back(), b->CreateActivation(batch, kCols));
+    ASSIGN_OR_RETURN(out.emplace_back(), b->CreateActivation(batch, rows));
+    RETURN_IF_ERROR(b->MatMul(*w[t], *x[t], batch, out[t].get()));  // pages in
     backends.push_back(std::move(b));
   }
   std::vector<int64_t> calls(threads, 0);
@@ -102,7 +105,7 @@ absl::StatusOr<double> MeasureConcurrentDecode(const CalibrateOptions& o, DType 
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       while (status[t].ok() && o.clock->Now() < end) {
-        status[t] = backends[t]->MatMul(*w[t], *x[t], 1, out[t].get());
+        status[t] = backends[t]->MatMul(*w[t], *x[t], batch, out[t].get());
         ++calls[t];
       }
     });
@@ -114,11 +117,11 @@ absl::StatusOr<double> MeasureConcurrentDecode(const CalibrateOptions& o, DType 
     RETURN_IF_ERROR(status[t]);
     total += calls[t];
   }
-  return static_cast<double>(total) * static_cast<double>(row * rows) / seconds / 1e9;
+  return static_cast<double>(total) * static_cast<double>(row * rows * batch) / seconds / 1e9;
 }
 
 absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* backend,
-                                         DType type) {
+                                         DType type, int cores) {
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
   const int64_t rows = std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row));
   ASSIGN_OR_RETURN(const std::vector<uint8_t> big, WeightBytes(type, rows));
@@ -138,8 +141,14 @@ absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* bac
   rate.set_type(DTypeName(type));
   rate.set_decode_gbps(static_cast<double>(row * rows) / decode_s / 1e9);
   rate.set_prefill_gbps(static_cast<double>(row * kPrefillRows * kPrefillBatch) / prefill_s / 1e9);
-  Say(o, absl::StrFormat("matmul %-5s decode %.2f GB/s, prefill %.2f GB/s (one thread)",
-                         rate.type(), rate.decode_gbps(), rate.prefill_gbps()));
+  ASSIGN_OR_RETURN(const double host_decode, MeasureConcurrent(o, type, cores, 1));
+  ASSIGN_OR_RETURN(const double host_prefill, MeasureConcurrent(o, type, cores, kPrefillBatch));
+  rate.set_host_decode_gbps(host_decode);
+  rate.set_host_prefill_gbps(host_prefill);
+  Say(o, absl::StrFormat("matmul %-5s decode %.2f GB/s, prefill %.2f GB/s (one thread); "
+                         "%d at once: %.2f, %.2f GB/s",
+                         rate.type(), rate.decode_gbps(), rate.prefill_gbps(), cores, host_decode,
+                         host_prefill));
   return rate;
 }
 
@@ -195,24 +204,19 @@ absl::StatusOr<double> MeasureSha256(const CalibrateOptions& o) {
 absl::Status CalibrateCompute(const CalibrateOptions& o, CostModel* model) {
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   model->set_cores_per_host(cores);
-  ASSIGN_OR_RETURN(double bandwidth, MeasureReadBandwidth(cores));
+  ASSIGN_OR_RETURN(const double bandwidth, MeasureReadBandwidth(cores));
   Say(o, absl::StrFormat("memory read bandwidth %.2f GB/s (%d threads, read loop)", bandwidth,
                          cores));
-  for (DType type : {DType::kF16, DType::kQ4_0}) {
-    ASSIGN_OR_RETURN(const double kernels, MeasureConcurrentDecode(o, type, cores));
-    Say(o, absl::StrFormat("%d concurrent %s decode kernels read %.2f GB/s", cores,
-                           DTypeName(type), kernels));
-    bandwidth = std::max(bandwidth, kernels);
-  }
-  model->set_memory_read_gbps(bandwidth);
   BackendOptions options;
   options.threads = 1;
   options.numerics = Numerics::kFast;
   ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(options));
   model->set_machine(absl::StrCat(backend->Describe(), ", ", cores, " cores"));
   for (DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
-    ASSIGN_OR_RETURN(*model->add_matmul(), MeasureMatMul(o, backend.get(), type));
+    ASSIGN_OR_RETURN(*model->add_matmul(), MeasureMatMul(o, backend.get(), type, cores));
   }
+  // K/V reads stream like an f32 product: the faster of the read loop and that.
+  model->set_memory_read_gbps(std::max(bandwidth, model->matmul(0).host_decode_gbps()));
   ASSIGN_OR_RETURN(const double attention, MeasureAttention(o, backend.get()));
   model->set_attention_gbps(attention);
   ASSIGN_OR_RETURN(const double op_us, MeasureSmallOps(o, backend.get()));
@@ -229,7 +233,9 @@ absl::StatusOr<CostModel> Calibrate(const CalibrateOptions& options) {
   if (options.clock == nullptr) return absl::InvalidArgumentError("calibrate: no clock");
   CostModel model;
   RETURN_IF_ERROR(CalibrateCompute(options, &model));
-  RETURN_IF_ERROR(CalibrateLink(options, model.mutable_link()));
+  double wakeup_us = 0;
+  RETURN_IF_ERROR(CalibrateLink(options, model.mutable_link(), &wakeup_us));
+  model.set_oversubscribed_wakeup_us(wakeup_us);
   return model;
 }
 

@@ -29,9 +29,10 @@ struct CalibrateOptions {
 absl::Status CalibrateCompute(const CalibrateOptions& options, CostModel* model);
 
 // Measures loopback TCP between two ranks of the real TcpTransport:
-// ping-pong latency, per-message cost of a stream of small messages, and
-// bulk bandwidth.
-absl::Status CalibrateLink(const CalibrateOptions& options, LinkCost* link);
+// ping-pong latency, per-message cost of a stream of small messages, bulk
+// bandwidth, and (`wakeup_us`) the extra delay per hop while busy threads
+// occupy every core.
+absl::Status CalibrateLink(const CalibrateOptions& options, LinkCost* link, double* wakeup_us);
 
 // Both.
 absl::StatusOr<CostModel> Calibrate(const CalibrateOptions& options);

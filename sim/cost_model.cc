@@ -48,7 +48,11 @@ absl::Status Validate(const CostModel& m, const std::string& source) {
     if (!type.ok()) return Invalid(source, absl::StrCat("matmul type: ", type.status().message()));
     RETURN_IF_ERROR(CheckPositive(source, "matmul decode_gbps", r.decode_gbps()));
     RETURN_IF_ERROR(CheckPositive(source, "matmul prefill_gbps", r.prefill_gbps()));
+    if (r.host_decode_gbps() < 0 || r.host_prefill_gbps() < 0) {
+      return Invalid(source, "matmul host_decode_gbps and host_prefill_gbps must be >= 0");
+    }
   }
+  if (m.oversubscribed_wakeup_us() < 0) return Invalid(source, "oversubscribed_wakeup_us must be >= 0");
   if (m.link().latency_us() < 0 || m.link().per_message_us() < 0) {
     return Invalid(source, "link latency_us and per_message_us must be >= 0");
   }
@@ -93,7 +97,12 @@ absl::StatusOr<OpCosts> OpCosts::Create(const CostModel& model, const PlanWeight
   costs.weights_ = weights;
   for (const MatMulRate& r : model.matmul()) {
     ASSIGN_OR_RETURN(const DType type, ParseDType(r.type()));
-    costs.rates_[type] = Rate{r.decode_gbps() * 1e9, r.prefill_gbps() * 1e9};
+    const double cores = model.cores_per_host();
+    const double host_decode = r.host_decode_gbps() > 0 ? r.host_decode_gbps() : cores * r.decode_gbps();
+    const double host_prefill =
+        r.host_prefill_gbps() > 0 ? r.host_prefill_gbps() : cores * r.prefill_gbps();
+    costs.rates_[type] =
+        Rate{r.decode_gbps() * 1e9, r.prefill_gbps() * 1e9, host_decode * 1e9, host_prefill * 1e9};
   }
   for (DType t : {weights.wq, weights.wk, weights.wv, weights.wo, weights.gate, weights.up,
                   weights.down, weights.output}) {
@@ -103,6 +112,7 @@ absl::StatusOr<OpCosts> OpCosts::Create(const CostModel& model, const PlanWeight
     }
   }
   costs.attention_bytes_per_s_ = model.attention_gbps() * 1e9;
+  costs.memory_bytes_per_s_ = model.memory_read_gbps() * 1e9;
   costs.op_seconds_ = model.op_overhead_us() * 1e-6;
   return costs;
 }
@@ -114,31 +124,41 @@ double OpCosts::RowBytesOf(DType type, int64_t cols) const {
 
 Work OpCosts::MatMul(DType type, double weight_bytes, int64_t tokens) const {
   const Rate& r = rates_.at(type);
-  const double seconds =
-      tokens <= 1 ? weight_bytes / r.decode : weight_bytes * static_cast<double>(tokens) / r.prefill;
-  return Work{seconds, weight_bytes};
+  if (tokens <= 1) return Work{weight_bytes / r.decode, weight_bytes, weight_bytes / r.host_decode};
+  const double volume = weight_bytes * static_cast<double>(tokens);
+  return Work{volume / r.prefill, weight_bytes, volume / r.host_prefill};
 }
 
-Work OpCosts::SmallOps(int count) const { return Work{count * op_seconds_, 0}; }
+Work OpCosts::SmallOps(int count) const { return Work{count * op_seconds_, 0, 0}; }
 
 Work OpCosts::AttentionPhase(const LlamaConfig& c, const NodeShard& s, int64_t n,
                              int64_t position) const {
+  Work w = AttentionWeights(c, s, n);
+  w += AttentionCache(c, s, n, position);
+  return w;
+}
+
+Work OpCosts::AttentionWeights(const LlamaConfig& c, const NodeShard& s, int64_t n) const {
   const double hd = static_cast<double>(c.head_dim);
   Work w;
   w += MatMul(weights_.wq, s.q_heads() * hd * RowBytesOf(weights_.wq, c.dim), n);
   w += MatMul(weights_.wk, s.kv_heads() * hd * RowBytesOf(weights_.wk, c.dim), n);
   w += MatMul(weights_.wv, s.kv_heads() * hd * RowBytesOf(weights_.wv, c.dim), n);
   w += MatMul(weights_.wo, c.dim * RowBytesOf(weights_.wo, s.q_heads() * c.head_dim), n);
+  const double rows = std::max(1.0, static_cast<double>(n * c.dim) / kSmallOpElements);
+  w.seconds += rows * kAttentionSmallOps * op_seconds_;
+  return w;
+}
+
+Work OpCosts::AttentionCache(const LlamaConfig& c, const NodeShard& s, int64_t n,
+                             int64_t position) const {
   // Each query head reads its K and V rows (f32) at every position up to its own.
   const double nn = static_cast<double>(n);
   const double positions = nn * static_cast<double>(position) + nn * (nn + 1) / 2;
-  const double head_bytes = hd * 2 * sizeof(float) * positions;
-  w.seconds += s.q_heads() * head_bytes / attention_bytes_per_s_;
-  w.bytes += s.kv_heads() * head_bytes;
-  const double rows = std::max(1.0, nn * static_cast<double>(c.dim) / kSmallOpElements);
-  w += SmallOps(kAttentionSmallOps);
-  w.seconds += (rows - 1) * kAttentionSmallOps * op_seconds_;
-  return w;
+  const double head_bytes = static_cast<double>(c.head_dim) * 2 * sizeof(float) * positions;
+  const double kv_bytes = s.kv_heads() * head_bytes;
+  return Work{s.q_heads() * head_bytes / attention_bytes_per_s_, kv_bytes,
+              kv_bytes / memory_bytes_per_s_};
 }
 
 Work OpCosts::FfnPhase(const LlamaConfig& c, const NodeShard& s, int64_t n) const {

@@ -27,14 +27,20 @@ absl::StatusOr<CostModel> LoadCostModel(const std::string& path);
 // Writes `model` in text format to `path`.
 absl::Status WriteCostModel(const CostModel& model, const std::string& path);
 
-// Work of one op sequence on one thread with the machine to itself:
-// `seconds` of compute, `bytes` read from memory (weights and K/V).
+// Work of one op sequence: `seconds` on one thread with the machine to
+// itself, `bytes` read from memory (weights and K/V), and `host_seconds`,
+// its share of the host's aggregate capacity: how long it takes when it is
+// one of as many such streams as the host has cores, times the cores (so a
+// host of T busy threads runs each at most at seconds / host_seconds / T
+// of its own speed; see sim/host_model.h).
 struct Work {
   double seconds = 0;
   double bytes = 0;
+  double host_seconds = 0;
   Work& operator+=(const Work& o) {
     seconds += o.seconds;
     bytes += o.bytes;
+    host_seconds += o.host_seconds;
     return *this;
   }
 };
@@ -52,8 +58,14 @@ class OpCosts {
   Work SmallOps(int count) const;
 
   // Forward of `n` tokens at `position` (the first token's): one layer's
-  // attention phase on `shard` (norm, q/k/v, rope, cache, attention, wo).
+  // attention phase on `shard` (norm, q/k/v, rope, cache, attention, wo),
+  // which is AttentionWeights + AttentionCache.
   Work AttentionPhase(const LlamaConfig& c, const NodeShard& shard, int64_t n,
+                      int64_t position) const;
+  // The part of it that does not depend on the position (products, small ops).
+  Work AttentionWeights(const LlamaConfig& c, const NodeShard& shard, int64_t n) const;
+  // The part that does: the query heads reading their K/V cache.
+  Work AttentionCache(const LlamaConfig& c, const NodeShard& shard, int64_t n,
                       int64_t position) const;
   // One layer's FFN phase (norm, gate, up, silu, down).
   Work FfnPhase(const LlamaConfig& c, const NodeShard& shard, int64_t n) const;
@@ -62,8 +74,10 @@ class OpCosts {
 
  private:
   struct Rate {
-    double decode = 0;   // bytes per second
-    double prefill = 0;  // bytes x tokens per second
+    double decode = 0;   // bytes per second, one thread
+    double prefill = 0;  // bytes x tokens per second, one thread
+    double host_decode = 0;   // the same, every core of the host at once
+    double host_prefill = 0;
   };
   OpCosts() = default;
   double RowBytesOf(DType type, int64_t cols) const;
@@ -71,6 +85,7 @@ class OpCosts {
   PlanWeightInfo weights_;
   std::map<DType, Rate> rates_;
   double attention_bytes_per_s_ = 0;
+  double memory_bytes_per_s_ = 0;
   double op_seconds_ = 0;
 };
 

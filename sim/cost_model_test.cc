@@ -77,12 +77,14 @@ TEST(CostModelTest, MatMulCostsFollowBytesAndBatch) {
   EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 1).seconds, 0.1);
   EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 8).seconds, 0.2);
   EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 8).bytes, 1e9);
+  // No host rates given: cores x the one-thread rate.
+  EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 1).host_seconds, 0.05);
 }
 
 // Finish time in ms of each of `jobs` equal jobs started together.
-double FinishMs(int cores, double memory_gbps, int jobs, const Work& work) {
+double FinishMs(int cores, int jobs, const Work& work) {
   Simulator sim;
-  HostModel host(&sim, cores, memory_gbps * 1e9);
+  HostModel host(&sim, cores);
   absl::Time last = SimEpoch();
   for (int i = 0; i < jobs; ++i) host.Submit(work, 1, [&] { last = sim.Now(); });
   sim.Run();
@@ -90,19 +92,21 @@ double FinishMs(int cores, double memory_gbps, int jobs, const Work& work) {
 }
 
 TEST(HostModelTest, SharesCoresAndMemory) {
-  const Work compute{0.010, 0};         // 10 ms, no memory traffic
-  EXPECT_NEAR(FinishMs(2, 100, 1, compute), 10, 1e-3);
-  EXPECT_NEAR(FinishMs(2, 100, 2, compute), 10, 1e-3);
-  EXPECT_NEAR(FinishMs(2, 100, 4, compute), 20, 1e-3);  // 4 jobs on 2 cores
-  const Work stream{0.010, 0.1e9};      // 10 GB/s alone
-  EXPECT_NEAR(FinishMs(4, 100, 1, stream), 10, 1e-3);
-  EXPECT_NEAR(FinishMs(4, 10, 2, stream), 20, 1e-3);    // 10 GB/s shared by two
-  EXPECT_NEAR(FinishMs(4, 20, 2, stream), 10, 1e-3);
+  const Work compute{0.010, 0, 0};  // 10 ms, nothing shared but cores
+  EXPECT_NEAR(FinishMs(2, 1, compute), 10, 1e-3);
+  EXPECT_NEAR(FinishMs(2, 2, compute), 10, 1e-3);
+  EXPECT_NEAR(FinishMs(2, 4, compute), 20, 1e-3);  // 4 jobs on 2 cores
+  // 10 GB/s alone; the host gives all its streams 10 GB/s together.
+  const Work stream{0.010, 0.1e9, 0.010};
+  EXPECT_NEAR(FinishMs(4, 1, stream), 10, 1e-3);
+  EXPECT_NEAR(FinishMs(4, 2, stream), 20, 1e-3);
+  // ... or 20 GB/s together.
+  EXPECT_NEAR(FinishMs(4, 2, Work{0.010, 0.1e9, 0.005}), 10, 1e-3);
 }
 
 TEST(HostModelTest, CancelReturnsWorkLeft) {
   Simulator sim;
-  HostModel host(&sim, 1, 1e12);
+  HostModel host(&sim, 1);
   bool done = false;
   const int64_t id = host.Submit(Work{0.010, 0}, 1, [&] { done = true; });
   Work left;

@@ -39,8 +39,7 @@ CostRun::CostRun(const CostSetup& setup, const OpCosts& costs, uint64_t seed)
   for (NodeState& s : nodes_) s.paused_until = s.slow_until = SimEpoch();
   const int hosts = (n + setup.nodes_per_host - 1) / setup.nodes_per_host;
   for (int h = 0; h < hosts; ++h) {
-    hosts_.push_back(std::make_unique<HostModel>(&sim_, setup.model.cores_per_host(),
-                                                 setup.model.memory_read_gbps() * 1e9));
+    hosts_.push_back(std::make_unique<HostModel>(&sim_, setup.model.cores_per_host()));
   }
   report_.seed = seed;
   report_.nodes = n;
@@ -95,15 +94,7 @@ void CostRun::Crash(int node, bool vanish) {
   s.alive = false;
   s.vanished = vanish;
   // Peers see a reset at once when they wait on it; a vanished node only at a deadline.
-  if (!vanish && s.waiting) {
-    const int alive_pending = pending_;  // the crashed node is among them
-    if (alive_pending > 0) {
-      bool others_waiting = false;
-      for (int m : members_) others_waiting |= m != node && nodes_[m].alive && nodes_[m].waiting;
-      if (!others_waiting) Fail(absl::StrCat("node ", node, " crashed (connection reset)"));
-    }
-  }
-  if (vanish && s.waiting) CheckDeadline(generation_);
+  if (s.waiting && ++dead_waiting_ == pending_) NoticeDeadMembers();
 }
 
 void CostRun::PauseNode(int node, absl::Time until) {
@@ -190,6 +181,18 @@ void CostRun::NewSession(std::function<void()> then) {
   }
   plan_ = *std::move(plan);
   collective_cache_.clear();
+  decode_work_.clear();
+  for (const NodeShard& shard : plan_->nodes()) {
+    decode_work_.push_back({costs_.AttentionWeights(setup_.config, shard, 1),
+                            costs_.FfnPhase(setup_.config, shard, 1),
+                            costs_.OutputPhase(setup_.config, shard, 1)});
+  }
+  std::map<int, int> threads_on_host;
+  oversubscribed_ = false;
+  for (int node : members_) {
+    oversubscribed_ |= (threads_on_host[Host(node)] += setup_.threads) >
+                       setup_.model.cores_per_host();
+  }
   sim_.After(SetupTime(), std::move(then));
 }
 
@@ -231,23 +234,28 @@ Work CostRun::PhaseWork(int member) const {
   const NodeShard& s = plan_->nodes()[member];
   const int64_t n = ChunkTokens();
   const int p = step_.phase;
+  const LlamaConfig& c = setup_.config;
   if (p < 0) return Work{};
   if (p == 0) return member == 0 ? costs_.SmallOps(1) : Work{};
-  if (p > 2 * layers()) return costs_.OutputPhase(setup_.config, s, 1);
-  if (p % 2 == 1) {
-    return costs_.AttentionPhase(setup_.config, s, n,
-                                 step_.position + step_.chunk * setup_.max_batch);
-  }
-  return costs_.FfnPhase(setup_.config, s, n);
+  const DecodeWork& d = decode_work_[member];
+  if (p > 2 * layers()) return d.output;  // the last token's row only
+  if (p % 2 == 0) return n == 1 ? d.ffn : costs_.FfnPhase(c, s, n);
+  Work w = n == 1 ? d.attention_weights : costs_.AttentionWeights(c, s, n);
+  w += costs_.AttentionCache(c, s, n, step_.position + step_.chunk * setup_.max_batch);
+  return w;
 }
 
 void CostRun::StartPhase() {
   pending_ = static_cast<int>(members_.size());
+  dead_waiting_ = 0;
   const uint64_t generation = generation_;
   for (int m = 0; m < static_cast<int>(members_.size()); ++m) {
     NodeState& s = nodes_[members_[m]];
     s.waiting = true;
-    if (!s.alive) continue;  // never arrives: found at the collective
+    if (!s.alive) {  // never arrives: found at the collective
+      ++dead_waiting_;
+      continue;
+    }
     const Work work = PhaseWork(m);
     if (s.paused_until > sim_.Now()) {
       sim_.At(s.paused_until, [this, m, work, generation] {
@@ -306,21 +314,17 @@ void CostRun::Arrive(int member) {
     return;
   }
   // Every live member waits on dead ones: a crash is seen at once.
-  bool live_waiting = false, dead_waiting = false;
+  if (pending_ == dead_waiting_) NoticeDeadMembers();
+}
+
+void CostRun::NoticeDeadMembers() {
   for (int node : members_) {
-    const NodeState& n = nodes_[node];
-    if (!n.waiting) continue;
-    (n.alive ? live_waiting : dead_waiting) = true;
-  }
-  if (!live_waiting && dead_waiting) {
-    for (int node : members_) {
-      if (nodes_[node].waiting && !nodes_[node].vanished) {
-        Fail(absl::StrCat("node ", node, " crashed (connection reset)"));
-        return;
-      }
+    if (nodes_[node].waiting && !nodes_[node].alive && !nodes_[node].vanished) {
+      Fail(absl::StrCat("node ", node, " crashed (connection reset)"));
+      return;
     }
-    CheckDeadline(generation_);
   }
+  CheckDeadline(generation_);
 }
 
 void CostRun::CheckDeadline(uint64_t generation) {
@@ -426,7 +430,9 @@ absl::Duration CostRun::CollectiveTime(int64_t tokens) {
   }
   if (m <= 1) return absl::ZeroDuration();
   const double jitter = setup_.scenario.cluster().link().jitter_us();
-  double latency_us = steps * link.latency_us();
+  // Each hop waits for a core when the host runs more threads than it has.
+  double latency_us =
+      steps * (link.latency_us() + (oversubscribed_ ? setup_.model.oversubscribed_wakeup_us() : 0));
   if (jitter > 0) {
     latency_us += steps * jitter * static_cast<double>(rng_() >> 11) * 0x1.0p-53;
   }
@@ -443,7 +449,7 @@ void CostRun::Fail(const std::string& cause) {
     s.job = -1;
     s.waiting = false;
   }
-  pending_ = 0;
+  pending_ = dead_waiting_ = 0;
   const absl::Duration detect = sim_.Now() - step_.start;
   if (!setup_.scenario.recover() ||
       static_cast<int>(report_.recoveries.size()) >= kMaxRecoveries) {

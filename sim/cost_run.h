@@ -78,6 +78,9 @@ class CostRun {
   void EndPhase(uint64_t generation);
   absl::Duration CollectiveTime(int64_t tokens);
   void CheckDeadline(uint64_t generation);
+  // Only dead members are left to arrive: a reset is seen now, a vanished
+  // node at the collective's deadline.
+  void NoticeDeadMembers();
   // The step failed at Now() (`cause`); recovers or gives up.
   void Fail(const std::string& cause);
   void Recover(const std::string& cause, absl::Duration detect);
@@ -95,11 +98,18 @@ class CostRun {
   std::vector<NodeState> nodes_;
   std::vector<int> members_;                 // plan node i is physical node members_[i]
   std::optional<ShardPlan> plan_;
+  // Per plan node: the position-independent work of a one-token step.
+  struct DecodeWork {
+    Work attention_weights, ffn, output;
+  };
+  std::vector<DecodeWork> decode_work_;
   std::map<std::pair<int, int64_t>, absl::Duration> collective_cache_;  // (kind, tokens)
   Step step_;
   uint64_t generation_ = 0;                  // bumps when a step fails: stale events drop
   int pending_ = 0;                          // members of the phase not arrived
+  int dead_waiting_ = 0;                     // of which dead
   absl::Time first_arrival_;
+  bool oversubscribed_ = false;              // some host runs more threads than cores
   int64_t position_ = 0;
   bool failed_all_ = false;
   absl::Time timeout_start_;

@@ -24,6 +24,8 @@ CostModel TestModel(double memory_gbps = 10, double decode_gbps = 100) {
   r->set_type("q4_0");
   r->set_decode_gbps(decode_gbps);
   r->set_prefill_gbps(40);
+  r->set_host_decode_gbps(memory_gbps);  // a host's streams share its memory bandwidth
+  r->set_host_prefill_gbps(80);
   m.set_attention_gbps(20);
   m.set_op_overhead_us(0);
   m.set_sha256_gbps(1);

@@ -13,11 +13,8 @@ constexpr double kDoneSeconds = 1e-9;
 
 }  // namespace
 
-HostModel::HostModel(Simulator* sim, int cores, double memory_bytes_per_s)
-    : sim_(sim),
-      cores_(std::max(1, cores)),
-      memory_bytes_per_s_(memory_bytes_per_s),
-      last_update_(sim->Now()) {}
+HostModel::HostModel(Simulator* sim, int cores)
+    : sim_(sim), cores_(std::max(1, cores)), last_update_(sim->Now()) {}
 
 int64_t HostModel::Submit(const Work& work, int threads, std::function<void()> done) {
   Advance();
@@ -25,6 +22,7 @@ int64_t HostModel::Submit(const Work& work, int threads, std::function<void()> d
   Job job;
   job.seconds_left = std::max(work.seconds, 0.0);
   job.bytes_per_second_of_work = work.seconds > 0 ? work.bytes / work.seconds : 0;
+  job.host_share = work.seconds > 0 ? work.host_seconds / work.seconds : 0;
   job.threads = std::max(1, threads);
   job.done = std::move(done);
   total_threads_ += job.threads;
@@ -38,7 +36,8 @@ Work HostModel::Cancel(int64_t id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return Work{};
   const Job& job = it->second;
-  const Work left{job.seconds_left, job.seconds_left * job.bytes_per_second_of_work};
+  const Work left{job.seconds_left, job.seconds_left * job.bytes_per_second_of_work,
+                  job.seconds_left * job.host_share};
   total_threads_ -= job.threads;
   jobs_.erase(it);
   Reschedule();
@@ -48,9 +47,7 @@ Work HostModel::Cancel(int64_t id) {
 double HostModel::Speed(const Job& job) const {
   const double t = static_cast<double>(total_threads_);
   double per_thread = std::min(1.0, cores_ / t);
-  if (job.bytes_per_second_of_work > 0) {
-    per_thread = std::min(per_thread, memory_bytes_per_s_ / t / job.bytes_per_second_of_work);
-  }
+  if (job.host_share > 0) per_thread = std::min(per_thread, 1 / (job.host_share * t));
   return job.threads * per_thread;
 }
 

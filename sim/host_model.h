@@ -1,10 +1,12 @@
-// A host in cost-model mode: its cores and its memory read bandwidth are
-// shared by the compute jobs of the nodes it runs (processor sharing, as an
-// OS scheduler shares oversubscribed cores). A job of `threads` threads
-// progresses at threads x min(1, cores / T, (bandwidth / T) / its byte rate)
-// of its uncontended single-thread speed, T being the threads of every job
-// running on the host; finish times are recomputed whenever a job starts
-// or ends. Events go through the Simulator, so runs stay deterministic.
+// A host in cost-model mode: its cores and its aggregate kernel throughput
+// (memory bandwidth, shared caches, SMT siblings) are shared by the compute
+// jobs of the nodes it runs (processor sharing, as an OS scheduler shares
+// oversubscribed cores). A job of `threads` threads progresses at
+// threads x min(1, cores / T, seconds / (host_seconds x T)) of its
+// uncontended single-thread speed (Work in sim/cost_model.h), T being the
+// threads of every job running on the host; finish times are recomputed
+// whenever a job starts or ends. Events go through the Simulator, so runs
+// stay deterministic.
 #ifndef SHARDLM_SIM_HOST_MODEL_H_
 #define SHARDLM_SIM_HOST_MODEL_H_
 
@@ -20,8 +22,8 @@ namespace shardlm::sim {
 
 class HostModel {
  public:
-  // `sim` is not owned. `cores` >= 1, `memory_bytes_per_s` > 0.
-  HostModel(Simulator* sim, int cores, double memory_bytes_per_s);
+  // `sim` is not owned. `cores` >= 1.
+  HostModel(Simulator* sim, int cores);
   HostModel(const HostModel&) = delete;
   HostModel& operator=(const HostModel&) = delete;
 
@@ -39,6 +41,7 @@ class HostModel {
   struct Job {
     double seconds_left = 0;  // single-thread seconds
     double bytes_per_second_of_work = 0;
+    double host_share = 0;  // host_seconds / seconds (0: no shared limit)
     int threads = 1;
     std::function<void()> done;
   };
@@ -52,7 +55,6 @@ class HostModel {
 
   Simulator* sim_;
   const int cores_;
-  const double memory_bytes_per_s_;
   std::map<int64_t, Job> jobs_;  // ordered: deterministic iteration
   int total_threads_ = 0;
   int64_t next_id_ = 0;
