@@ -104,6 +104,8 @@ const std::vector<ModelPreset>& ModelPresets() {
                                                10000.0f, 4096)},
       {"llama3-8b", "Llama 3 8B shapes", Spec("llama3-8b", 4096, 14336, 32, 32, 8, 128256,
                                                500000.0f, 8192)},
+      {"llama3-70b", "Llama 3 70B shapes (cost-model simulation: 64 query heads)",
+       Spec("llama3-70b", 8192, 28672, 80, 64, 8, 128256, 500000.0f, 8192)},
   };
   return *presets;
 }

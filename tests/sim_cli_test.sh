@@ -57,4 +57,28 @@ expect_error "missing scenario" "no/such" -- "$BIN" sim --scenario "$T/no/such.t
 expect_error "bad seed range" "--seeds" -- "$BIN" sim --scenario "$T/bad.textproto" --seeds 9:1
 expect_error "no scenario" "--scenario" -- "$BIN" sim
 
+# Cost-model mode: every shipped cost scenario but the 1000-token ones, twice per seed.
+COST="$TEST_SRCDIR/$TEST_WORKSPACE/sim/cost_scenarios"
+for s in "$COST"/llama3_1b_*.textproto; do
+  name=$(basename "$s" .textproto)
+  "$BIN" sim --scenario "$s" --seeds 1:3 --check-determinism >"$T/$name.out" 2>&1; rc=$?
+  if [ "$rc" -eq 0 ] && grep -q " 0 with broken invariants" "$T/$name.out" \
+    && grep -qE "decode tok/s" "$T/$name.out"; then
+    pass "cost model $name: deterministic, requests complete"
+  else
+    fail "cost model $name (rc=$rc): $(head -c 600 "$T/$name.out")"
+  fi
+done
+"$BIN" sim --scenario "$COST/llama3_1b_q4_0_4_recovery.textproto" >"$T/timeline.out" 2>&1
+if grep -q "recovery timeline: detection .* ms; re-plan 4 -> 3 nodes with .* MB of weights" \
+  "$T/timeline.out"; then
+  pass "cost model recovery timeline"
+else
+  fail "cost model recovery timeline: $(cat "$T/timeline.out")"
+fi
+printf 'cores_per_host: x\n' >"$T/bad_cost.textproto"
+expect_error "bad cost model" "bad_cost.textproto: line 1" -- "$BIN" sim \
+  --scenario "$COST/llama3_1b_q4_0_1_loopback.textproto" --cost-model "$T/bad_cost.textproto"
+expect_error "calibrate without --out" "--out" -- "$BIN" sim --calibrate
+
 [ "$fails" -eq 0 ] && exit 0 || exit 1

@@ -20,7 +20,6 @@
 #include "tools/shared_flags.h"
 
 DEFINE_string(preset, "", "Model shape: tiny, llama3-1b, llama2-7b or llama3-8b (see --list)");
-DEFINE_string(out, "", "Output GGUF path");
 DEFINE_bool(list, false, "List the presets with parameter counts and file sizes, then exit");
 // Given as --seed (tools/shardlm_main.cc): `generate` owns the name "seed".
 
@@ -63,7 +62,7 @@ absl::StatusOr<SyntheticModelSpec> SpecFromFlags() {
   if (FLAGS_preset.empty()) {
     return absl::InvalidArgumentError("missing --preset NAME (see shardlm make-model --list)");
   }
-  if (FLAGS_out.empty()) return absl::InvalidArgumentError("missing --out PATH");
+  if (OutFlag().empty()) return absl::InvalidArgumentError("missing --out PATH");
   ASSIGN_OR_RETURN(const ModelPreset preset, FindModelPreset(FLAGS_preset));
   SyntheticModelSpec spec = preset.spec;
   if (!TypeFlag().empty()) {
@@ -82,17 +81,17 @@ absl::Status MakeModel() {
   ASSIGN_OR_RETURN(const SyntheticModelSpec spec, SpecFromFlags());
   RealClock clock;
   const absl::Time start = clock.Now();
-  ProgressLine progress(absl::StrCat("writing ", FLAGS_out));
+  ProgressLine progress(absl::StrCat("writing ", OutFlag()));
   const absl::Status written = WriteSyntheticModel(
-      spec, FLAGS_out, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+      spec, OutFlag(), [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
   if (!written.ok()) {
     progress.Clear();
     return written;
   }
   struct stat st;
-  const uint64_t bytes = stat(FLAGS_out.c_str(), &st) == 0 ? st.st_size : 0;
+  const uint64_t bytes = stat(OutFlag().c_str(), &st) == 0 ? st.st_size : 0;
   progress.Finish(absl::StrFormat("wrote %s: %s, %s, %s parameters, seed %d, %s in %.1f s",
-                                  FLAGS_out, spec.name, DTypeName(spec.type),
+                                  OutFlag(), spec.name, DTypeName(spec.type),
                                   HumanCount(SyntheticParameterCount(spec)), spec.seed,
                                   HumanBytes(bytes), absl::ToDoubleSeconds(clock.Now() - start)));
   return absl::OkStatus();

@@ -18,6 +18,9 @@ inline constexpr char kSeedFlagFile[] = "tools/seed_flag.cc";
 
 // --port (worker: 9090, serve: 8080, through Command::flag_defaults).
 inline constexpr char kPortFlagFile[] = "tools/port_flag.cc";
+// --out (make-model: the GGUF file; sim --calibrate: the cost model).
+inline constexpr char kOutFlagFile[] = "tools/out_flag.cc";
+
 // --secret-file (generate, bench and worker over tcp).
 inline constexpr char kSecretFileFlagFile[] = "tools/secret_flag.cc";
 
@@ -31,6 +34,8 @@ std::string ModelFlag();
 int PortFlag();
 // The --seed value.
 uint64_t SeedFlag();
+// The --out value ("" when absent).
+std::string OutFlag();
 
 }  // namespace shardlm::cli
 

@@ -2,7 +2,7 @@
 // the deterministic simulator, for one seed or a range of seeds, checks the
 // invariants, and prints a summary table; a failing seed gets a line that
 // reproduces it. Traces: JSON lines of every network event, or a Chrome
-// trace for Perfetto.
+// trace for Perfetto. Cost-model scenarios and --calibrate: tools/sim_cost.h.
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -22,6 +22,7 @@
 #include "sim/scenario_runner.h"
 #include "tools/commands.h"
 #include "tools/shared_flags.h"
+#include "tools/sim_cost.h"
 
 DEFINE_string(scenario, "", "Scenario file (sim/scenarios/*.textproto)");
 DEFINE_string(seeds, "", "Swarm mode: run every seed in A:B (inclusive)");
@@ -32,6 +33,10 @@ DEFINE_bool(check_determinism, false,
 DEFINE_string(replay, "",
               "Replay a recorded real run (generate --record FILE, exact numerics) on the "
               "simulator and compare it call by call with the recording");
+DEFINE_bool(calibrate, false,
+            "Measure this machine and write a cost model (sim/cost_model.proto) to --out");
+DEFINE_string(cost_model, "",
+              "Cost-model scenarios: use this cost model file instead of the scenario's");
 DEFINE_bool(inject_plan_bug, false,
             "Testing: node 1 loads its FFN slice one row off; the invariants must catch it");
 
@@ -204,6 +209,12 @@ absl::Status RunSimImpl(int* failures) {
   ASSIGN_OR_RETURN(const auto range, SeedRange());
   ASSIGN_OR_RETURN(const sim::Scenario scenario, sim::LoadScenario(FLAGS_scenario));
   const std::string dir = FLAGS_scenario.substr(0, FLAGS_scenario.find_last_of('/') + 1);
+  if (scenario.mode() == sim::Scenario::COST_MODEL) {
+    sim::Scenario cost_scenario = scenario;
+    if (!FLAGS_cost_model.empty()) cost_scenario.mutable_cost()->set_cost_model(FLAGS_cost_model);
+    return RunCostScenario(cost_scenario, dir.empty() ? "." : dir, range.first, range.second,
+                           FLAGS_check_determinism, failures);
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<sim::ScenarioRunner> runner,
                    sim::ScenarioRunner::Create(scenario, dir.empty() ? "." : dir));
   std::printf("scenario %s: %s\n", scenario.name().c_str(), scenario.description().c_str());
@@ -251,6 +262,10 @@ int RunSim(const std::vector<std::string>& args) {
   if (!args.empty()) {
     return Fail("sim", absl::InvalidArgumentError(
                            absl::StrCat("unexpected argument '", args[0], "' (use --scenario)")));
+  }
+  if (FLAGS_calibrate) {
+    const absl::Status s = RunCalibrate(OutFlag());
+    return s.ok() ? 0 : Fail("sim", s);
   }
   int failures = 0;
   const absl::Status s = RunSimImpl(&failures);

@@ -1,0 +1,181 @@
+#include "sim/cost_model.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace shardlm::sim {
+namespace {
+
+// Small ops are calibrated on one row of this many floats.
+constexpr double kSmallOpElements = 4096;
+// Small ops per layer phase besides the matrix products and attention:
+// norm, 2 rope, 2 cache stores, read, write, add (attention); norm, silu,
+// read, write, add (FFN).
+constexpr int kAttentionSmallOps = 8;
+constexpr int kFfnSmallOps = 5;
+
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error.empty()) error = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+  }
+  std::string error;
+};
+
+absl::Status Invalid(const std::string& source, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+}
+
+absl::Status CheckPositive(const std::string& source, const char* field, double value) {
+  if (value > 0) return absl::OkStatus();
+  return Invalid(source, absl::StrCat(field, " must be > 0, got ", value));
+}
+
+absl::Status Validate(const CostModel& m, const std::string& source) {
+  if (m.cores_per_host() < 1) return Invalid(source, "cores_per_host must be >= 1");
+  RETURN_IF_ERROR(CheckPositive(source, "memory_read_gbps", m.memory_read_gbps()));
+  RETURN_IF_ERROR(CheckPositive(source, "attention_gbps", m.attention_gbps()));
+  if (m.op_overhead_us() < 0) return Invalid(source, "op_overhead_us must be >= 0");
+  if (m.matmul().empty()) return Invalid(source, "no matmul rates");
+  for (const MatMulRate& r : m.matmul()) {
+    absl::StatusOr<DType> type = ParseDType(r.type());
+    if (!type.ok()) return Invalid(source, absl::StrCat("matmul type: ", type.status().message()));
+    RETURN_IF_ERROR(CheckPositive(source, "matmul decode_gbps", r.decode_gbps()));
+    RETURN_IF_ERROR(CheckPositive(source, "matmul prefill_gbps", r.prefill_gbps()));
+    if (r.host_decode_gbps() < 0 || r.host_prefill_gbps() < 0) {
+      return Invalid(source, "matmul host_decode_gbps and host_prefill_gbps must be >= 0");
+    }
+  }
+  if (m.oversubscribed_wakeup_us() < 0) return Invalid(source, "oversubscribed_wakeup_us must be >= 0");
+  if (m.link().latency_us() < 0 || m.link().per_message_us() < 0) {
+    return Invalid(source, "link latency_us and per_message_us must be >= 0");
+  }
+  return CheckPositive(source, "link bandwidth_gbps", m.link().bandwidth_gbps());
+}
+
+}  // namespace
+
+absl::StatusOr<CostModel> ParseCostModel(const std::string& text, const std::string& source) {
+  CostModel model;
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &model)) return Invalid(source, errors.error);
+  RETURN_IF_ERROR(Validate(model, source));
+  return model;
+}
+
+absl::StatusOr<CostModel> LoadCostModel(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read cost model ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseCostModel(ss.str(), path);
+}
+
+absl::Status WriteCostModel(const CostModel& model, const std::string& path) {
+  std::string text;
+  if (!google::protobuf::TextFormat::PrintToString(model, &text)) {
+    return absl::InternalError("cannot format the cost model");
+  }
+  std::ofstream out(path);
+  out << "# shardlm cost model (sim/cost_model.proto), written by shardlm sim --calibrate\n"
+      << text;
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OpCosts> OpCosts::Create(const CostModel& model, const PlanWeightInfo& weights) {
+  OpCosts costs;
+  costs.weights_ = weights;
+  for (const MatMulRate& r : model.matmul()) {
+    ASSIGN_OR_RETURN(const DType type, ParseDType(r.type()));
+    const double cores = model.cores_per_host();
+    const double host_decode = r.host_decode_gbps() > 0 ? r.host_decode_gbps() : cores * r.decode_gbps();
+    const double host_prefill =
+        r.host_prefill_gbps() > 0 ? r.host_prefill_gbps() : cores * r.prefill_gbps();
+    costs.rates_[type] =
+        Rate{r.decode_gbps() * 1e9, r.prefill_gbps() * 1e9, host_decode * 1e9, host_prefill * 1e9};
+  }
+  for (DType t : {weights.wq, weights.wk, weights.wv, weights.wo, weights.gate, weights.up,
+                  weights.down, weights.output}) {
+    if (costs.rates_.count(t) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the cost model has no matmul rate for ", DTypeName(t), " (calibrate it)"));
+    }
+  }
+  costs.attention_bytes_per_s_ = model.attention_gbps() * 1e9;
+  costs.memory_bytes_per_s_ = model.memory_read_gbps() * 1e9;
+  costs.op_seconds_ = model.op_overhead_us() * 1e-6;
+  return costs;
+}
+
+double OpCosts::RowBytesOf(DType type, int64_t cols) const {
+  // Plan types always have a row size (the planner checked them).
+  return static_cast<double>(RowBytes(type, cols).value_or(0));
+}
+
+Work OpCosts::MatMul(DType type, double weight_bytes, int64_t tokens) const {
+  const Rate& r = rates_.at(type);
+  if (tokens <= 1) return Work{weight_bytes / r.decode, weight_bytes, weight_bytes / r.host_decode};
+  const double volume = weight_bytes * static_cast<double>(tokens);
+  return Work{volume / r.prefill, weight_bytes, volume / r.host_prefill};
+}
+
+Work OpCosts::SmallOps(int count) const { return Work{count * op_seconds_, 0, 0}; }
+
+Work OpCosts::AttentionPhase(const LlamaConfig& c, const NodeShard& s, int64_t n,
+                             int64_t position) const {
+  Work w = AttentionWeights(c, s, n);
+  w += AttentionCache(c, s, n, position);
+  return w;
+}
+
+Work OpCosts::AttentionWeights(const LlamaConfig& c, const NodeShard& s, int64_t n) const {
+  const double hd = static_cast<double>(c.head_dim);
+  Work w;
+  w += MatMul(weights_.wq, s.q_heads() * hd * RowBytesOf(weights_.wq, c.dim), n);
+  w += MatMul(weights_.wk, s.kv_heads() * hd * RowBytesOf(weights_.wk, c.dim), n);
+  w += MatMul(weights_.wv, s.kv_heads() * hd * RowBytesOf(weights_.wv, c.dim), n);
+  w += MatMul(weights_.wo, c.dim * RowBytesOf(weights_.wo, s.q_heads() * c.head_dim), n);
+  const double rows = std::max(1.0, static_cast<double>(n * c.dim) / kSmallOpElements);
+  w.seconds += rows * kAttentionSmallOps * op_seconds_;
+  return w;
+}
+
+Work OpCosts::AttentionCache(const LlamaConfig& c, const NodeShard& s, int64_t n,
+                             int64_t position) const {
+  // Each query head reads its K and V rows (f32) at every position up to its own.
+  const double nn = static_cast<double>(n);
+  const double positions = nn * static_cast<double>(position) + nn * (nn + 1) / 2;
+  const double head_bytes = static_cast<double>(c.head_dim) * 2 * sizeof(float) * positions;
+  const double kv_bytes = s.kv_heads() * head_bytes;
+  return Work{s.q_heads() * head_bytes / attention_bytes_per_s_, kv_bytes,
+              kv_bytes / memory_bytes_per_s_};
+}
+
+Work OpCosts::FfnPhase(const LlamaConfig& c, const NodeShard& s, int64_t n) const {
+  const double f = static_cast<double>(s.ffn_rows());
+  Work w;
+  w += MatMul(weights_.gate, f * RowBytesOf(weights_.gate, c.dim), n);
+  w += MatMul(weights_.up, f * RowBytesOf(weights_.up, c.dim), n);
+  w += MatMul(weights_.down, c.dim * RowBytesOf(weights_.down, s.ffn_rows()), n);
+  const double rows = std::max(1.0, static_cast<double>(n * c.dim) / kSmallOpElements);
+  w.seconds += rows * kFfnSmallOps * op_seconds_;
+  return w;
+}
+
+Work OpCosts::OutputPhase(const LlamaConfig& c, const NodeShard& s, int64_t rows) const {
+  Work w = MatMul(weights_.output, s.vocab_rows() * RowBytesOf(weights_.output, c.dim), rows);
+  w += SmallOps(2);  // final norm, read back
+  return w;
+}
+
+}  // namespace shardlm::sim
