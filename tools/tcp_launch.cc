@@ -108,7 +108,9 @@ absl::StatusOr<std::unique_ptr<ClusterSessionHandle>> TcpLaunched::NewSession() 
   // The first session needs every worker; a recovery takes whoever answers.
   tcp::DialOptions dial;
   dial.skip_unreachable = !first_;
-  dial.busy_retry = first_ ? absl::ZeroDuration() : absl::Seconds(3);
+  // A worker may still be ending the previous root's session (a root that
+  // just exited): busy is retried briefly before it counts.
+  dial.busy_retry = first_ ? absl::Seconds(2) : absl::Seconds(3);
   ASSIGN_OR_RETURN(tcp::DialedCluster dialed, tcp::DialAvailable(workers_, mesh_, dial));
   for (const std::string& why : dialed.skipped) {
     std::fprintf(stderr, "shardlm: leaving out %s\n", why.c_str());
