@@ -43,7 +43,6 @@ constexpr double kWeightMessageBytes = 4 << 20;
 // Most recoveries of one run (core/recovering_cluster.h's default).
 constexpr int kMaxRecoveries = 16;
 
-double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 absl::Duration FromSeconds(double s) { return absl::Nanoseconds(std::ceil(s * 1e9)); }
 
 uint64_t Mix(uint64_t h, uint64_t v) {
