@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/gguf_image.h"
+#include "core/hf_model.h"
+#include "core/model_loader.h"
 #include "core/model_config.h"
 #include "core/sha256.h"
 #include "core/shard_weights.h"
@@ -145,14 +147,27 @@ absl::StatusOr<ByteRangeSet> HeldRanges(const wire::SessionAccept& accept, uint6
 
 absl::StatusOr<ModelSource> OpenModelSource(
     const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, OpenModelFile(path));
+  return ModelSourceFromFile(path, std::move(file), progress);
+}
+
+absl::StatusOr<ModelSource> ModelSourceFromFile(
+    const std::string& path, std::shared_ptr<const GgufFile> file,
+    const std::function<void(uint64_t, uint64_t)>& progress) {
   ModelSource source;
   source.path = path;
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
   if (file->tensors().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": the model has no tensors"));
   }
   source.file = std::move(file);
-  ASSIGN_OR_RETURN(source.sha256, Sha256File(path, progress));
+  if (IsHfModelDir(path)) {
+    // The image converted in memory: the same bytes `shardlm convert` writes.
+    Sha256 hash;
+    hash.Update(source.file->bytes());
+    source.sha256 = hash.Finish();
+  } else {
+    ASSIGN_OR_RETURN(source.sha256, Sha256File(path, progress));
+  }
   return source;
 }
 

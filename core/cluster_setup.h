@@ -57,9 +57,15 @@ struct ModelSource {
   std::string sha256;  // raw 32 bytes of the whole file
 };
 
-// Opens `path` and hashes it (`progress`: bytes hashed, total).
+// Opens `path` (a GGUF file or a Hugging Face folder, core/model_loader.h)
+// and hashes it (`progress`: bytes hashed, total).
 absl::StatusOr<ModelSource> OpenModelSource(
     const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+
+// The same for a model already opened from `path`.
+absl::StatusOr<ModelSource> ModelSourceFromFile(
+    const std::string& path, std::shared_ptr<const GgufFile> file,
+    const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
 // What the root learns while starting a session.
 struct RootSession {

@@ -137,8 +137,7 @@ absl::Status GgufWriter::AddTensorFromFloats(const std::string& name, std::vecto
                    });
 }
 
-absl::Status GgufWriter::Emit(const std::function<void(const void*, size_t)>& sink,
-                              const std::function<void(uint64_t, uint64_t)>& progress) const {
+std::string GgufWriter::EncodeHeader() const {
   std::string header;
   Put<uint32_t>(&header, 0x46554747);
   Put<uint32_t>(&header, 3);
@@ -168,6 +167,14 @@ absl::Status GgufWriter::Emit(const std::function<void(const void*, size_t)>& si
     Put<uint64_t>(&header, t.offset);
   }
   header.resize((header.size() + alignment_ - 1) / alignment_ * alignment_, '\0');
+  return header;
+}
+
+uint64_t GgufWriter::file_size() const { return EncodeHeader().size() + data_size_; }
+
+absl::Status GgufWriter::Stream(const std::function<void(const void*, size_t)>& sink,
+                              const std::function<void(uint64_t, uint64_t)>& progress) const {
+  const std::string header = EncodeHeader();
   sink(header.data(), header.size());
   const std::string zeros(alignment_, '\0');
   uint64_t done = 0;
@@ -194,7 +201,7 @@ absl::Status GgufWriter::Write(const std::string& path,
   std::unique_ptr<FILE, int (*)(FILE*)> f(fopen(path.c_str(), "wb"), fclose);
   if (!f) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot create file: ", strerror(errno)));
   bool io_ok = true;
-  RETURN_IF_ERROR(Emit(
+  RETURN_IF_ERROR(Stream(
       [&](const void* p, size_t n) {
         if (n > 0 && fwrite(p, 1, n, f.get()) != n) io_ok = false;
       },
@@ -207,7 +214,7 @@ absl::Status GgufWriter::Write(const std::string& path,
 
 absl::StatusOr<std::string> GgufWriter::Serialize() const {
   std::string out;
-  RETURN_IF_ERROR(Emit([&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); },
+  RETURN_IF_ERROR(Stream([&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); },
                        nullptr));
   return out;
 }

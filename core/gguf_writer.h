@@ -45,6 +45,15 @@ class GgufWriter {
                      const std::function<void(uint64_t, uint64_t)>& progress = nullptr) const;
   // The whole file image in memory (tests).
   absl::StatusOr<std::string> Serialize() const;
+  // Produces the whole file in order (header first) into `sink`;
+  // `progress(done, total)` after each tensor when set.
+  absl::Status Stream(const std::function<void(const void*, size_t)>& sink,
+                      const std::function<void(uint64_t, uint64_t)>& progress) const;
+  // The header (metadata and tensor infos, padded to the alignment): the
+  // file's bytes before the data section.
+  std::string EncodeHeader() const;
+  // Size of the whole file Write would produce.
+  uint64_t file_size() const;
 
  private:
   struct Tensor {
@@ -55,9 +64,6 @@ class GgufWriter {
     uint64_t offset;
     DataSource source;
   };
-  absl::Status Emit(const std::function<void(const void*, size_t)>& sink,
-                    const std::function<void(uint64_t, uint64_t)>& progress) const;
-
   uint64_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<Tensor> tensors_;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/gguf_writer.h"
+#include "core/model_loader.h"
 #include "core/status_macros.h"
 
 namespace shardlm {
@@ -188,7 +189,7 @@ absl::StatusOr<QuantizeStats> QuantizeModel(const std::string& in_path,
                                                    " (expected q8_0 or q4_0)"));
   }
   RETURN_IF_ERROR(CheckDistinctPaths(in_path, out_path));
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> in, GgufFile::Open(in_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> in, OpenModelFile(in_path));
   RETURN_IF_ERROR(CheckInputTypes(*in));
   ASSIGN_OR_RETURN(const uint64_t total, OutputDataBytes(*in, options.type));
 

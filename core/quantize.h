@@ -43,7 +43,7 @@ uint32_t LlamaFileType(DType type);
 // The type `tensor` gets when a model is quantized to `target`.
 DType QuantizedTensorType(const GgufTensorInfo& tensor, DType target);
 
-// Quantizes the model at `in_path` into `out_path` (written as
+// Quantizes the model at `in_path` (a GGUF file or a Hugging Face folder) into `out_path` (written as
 // `out_path`.partial, renamed on success). InvalidArgument when the target
 // is not q8_0/q4_0, when `out_path` is the input, or when an input tensor
 // is not f32/f16/bf16 (naming it); file errors name the path.

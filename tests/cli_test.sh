@@ -12,7 +12,7 @@ expect_error "inspect missing file" "no/such/file.gguf" -- "$BIN" inspect "$T/no
 expect_error "generate missing file" "no/such/file.gguf" -- "$BIN" generate --model "$T/no/such/file.gguf"
 expect_error "inspect non-GGUF" "not a GGUF file" -- "$BIN" inspect "$T/notgguf.txt"
 expect_error "generate non-GGUF" "not a GGUF file" -- "$BIN" generate --model "$T/notgguf.txt"
-expect_error "inspect directory" "not a regular file" -- "$BIN" inspect "$T"
+expect_error "inspect directory" "not a Hugging Face model folder" -- "$BIN" inspect "$T"
 expect_error "inspect without path" "missing PATH" -- "$BIN" inspect
 expect_error "unknown command" "unknown command" -- "$BIN" frobnicate
 expect_error "unknown flag" "nosuchflag" -- "$BIN" generate --nosuchflag=1

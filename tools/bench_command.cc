@@ -27,6 +27,7 @@
 #include "tools/backend_flags.h"
 #include "tools/cluster_launch.h"
 #include "tools/commands.h"
+#include "tools/model_open.h"
 #include "tools/shared_flags.h"
 
 // Given as --model (tools/shardlm_main.cc): `generate` owns the name "model".
@@ -152,12 +153,12 @@ absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, BenchResult* r
 
 // The cluster of --nodes/--transport/--workers; records every node's
 // traffic per decode token.
-absl::Status TimeCluster(const GgufFile& file, const std::vector<int>& shares, int64_t needed,
+absl::Status TimeCluster(std::shared_ptr<const GgufFile> file, const std::vector<int>& shares, int64_t needed,
                          ClusterProcess* process, BenchResult* r) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   RealClock clock;
   ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
-                   LaunchClusterFromFlags(r->model, file, shares, backend_options, needed, &clock,
+                   LaunchClusterFromFlags(r->model, std::move(file), shares, backend_options, needed, &clock,
                                           process));
   ClusterRoot* root = cluster->root();
   r->backend = cluster->describe();
@@ -197,7 +198,7 @@ absl::StatusOr<BenchResult> Bench(ClusterProcess* process) {
   ASSIGN_OR_RETURN(r.model, ResolveModelPath(ModelFlag()));
   r.prompt_tokens = FLAGS_prompt_tokens;
   r.decode_tokens = FLAGS_decode_tokens;
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(r.model));
+  ASSIGN_OR_RETURN(std::shared_ptr<const GgufFile> file, OpenModel(r.model));
   ASSIGN_OR_RETURN(const LlamaConfig config, LlamaConfigFromGguf(*file));
   const int64_t needed = std::max(r.prompt_tokens + r.decode_tokens, FLAGS_warmup);
   if (needed > config.context_length) {
@@ -208,7 +209,7 @@ absl::StatusOr<BenchResult> Bench(ClusterProcess* process) {
   ASSIGN_OR_RETURN(const uint64_t bytes_per_token, WeightBytesPerToken(*file));
   ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags(*process));
   if (shares.size() > 1) {
-    RETURN_IF_ERROR(TimeCluster(*file, shares, needed, process, &r));
+    RETURN_IF_ERROR(TimeCluster(file, shares, needed, process, &r));
   } else {
     RETURN_IF_ERROR(TimeSingleNode(*file, needed, &r));
   }

@@ -121,7 +121,7 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& flag_value) {
   }
   return absl::NotFoundError(absl::StrCat("no --model given and the default model ",
                                           tried.front(),
-                                          " is missing; pass --model PATH to a GGUF file"));
+                                          " is missing; pass --model PATH to a GGUF file or a Hugging Face folder"));
 }
 
 int Main(int argc, char** argv, const std::vector<Command>& commands) {

@@ -53,11 +53,13 @@ DEFINE_bool(local_weights, false,
 namespace shardlm::cli {
 
 // Shared with tcp_launch.cc (tools/cluster_launch_internal.h).
-absl::StatusOr<ModelSource> HashModel(const std::string& path) {
+absl::StatusOr<ModelSource> HashModel(const std::string& path,
+                                      std::shared_ptr<const GgufFile> file) {
   ProgressLine progress(absl::StrCat("hashing ", path));
-  absl::StatusOr<ModelSource> model = OpenModelSource(path, [&](uint64_t done, uint64_t total) {
-    progress.Update(done, total);
-  });
+  absl::StatusOr<ModelSource> model =
+      ModelSourceFromFile(path, std::move(file), [&](uint64_t done, uint64_t total) {
+        progress.Update(done, total);
+      });
   progress.Clear();
   return model;
 }
@@ -243,11 +245,12 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchLocal(const GgufFile& fil
 
 // Rank 0 of an MPI job; ranks > 0 are in ClusterProcess::ServeAsWorker.
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchMpi(const std::string& path,
+                                                           std::shared_ptr<const GgufFile> file,
                                                            const BackendOptions& backend_options,
                                                            const SessionSettings& settings,
                                                            RealClock* clock,
                                                            mpi::MpiSession* session) {
-  ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
+  ASSIGN_OR_RETURN(ModelSource model, HashModel(path, std::move(file)));
   ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, session->CreateTransport(clock));
   return StartRemoteRoot(
       std::move(model), std::move(transport), nullptr,
@@ -386,7 +389,7 @@ absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& pr
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
-    const std::string& path, const GgufFile& file, const std::vector<int>& shares,
+    const std::string& path, std::shared_ptr<const GgufFile> file, const std::vector<int>& shares,
     BackendOptions backend_options, int64_t max_seq_len, RealClock* clock,
     ClusterProcess* process) {
   if (FLAGS_cluster_timeout_s < 1) {
@@ -403,13 +406,13 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
   settings.timeout = absl::Seconds(FLAGS_cluster_timeout_s);
   settings.max_seq_len = max_seq_len;
   if (FLAGS_transport == "tcp") {
-    return LaunchTcp(path, backend_options, settings, clock);
+    return LaunchTcp(path, file, backend_options, settings, clock);
   }
   if (FLAGS_transport == "mpi") {
     if (process == nullptr || process->mpi() == nullptr || process->is_worker()) {
       return absl::InternalError("--transport mpi: launching from a process that is not rank 0");
     }
-    return LaunchMpi(path, backend_options, settings, clock, process->mpi());
+    return LaunchMpi(path, file, backend_options, settings, clock, process->mpi());
   }
   // The local nodes share this machine's cores (--threads 0: all of them).
   const int n = static_cast<int>(shares.size());
@@ -417,7 +420,7 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
                         ? backend_options.threads
                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   backend_options.threads = std::max(1, total / n);
-  return LaunchLocal(file, shares, backend_options, settings, clock);
+  return LaunchLocal(*file, shares, backend_options, settings, clock);
 }
 
 void PrintTrafficTable(const std::vector<NodeTraffic>& before,

@@ -107,7 +107,7 @@ absl::StatusOr<std::vector<int>> ClusterSharesFromFlags(const ClusterProcess& pr
 // TCP workers use their own --threads, MPI ranks the same flags as the
 // root. Progress of hashing and weight streaming goes to stderr.
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchClusterFromFlags(
-    const std::string& path, const GgufFile& file, const std::vector<int>& shares,
+    const std::string& path, std::shared_ptr<const GgufFile> file, const std::vector<int>& shares,
     BackendOptions backend_options, int64_t max_seq_len, RealClock* clock,
     ClusterProcess* process);
 

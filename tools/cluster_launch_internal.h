@@ -19,7 +19,8 @@
 namespace shardlm::cli {
 
 // Opens and hashes `path`, showing progress on stderr.
-absl::StatusOr<ModelSource> HashModel(const std::string& path);
+absl::StatusOr<ModelSource> HashModel(const std::string& path,
+                                      std::shared_ptr<const GgufFile> file);
 
 // The recorder --record asks for (null without it).
 std::unique_ptr<RunRecorder> RecorderFromFlags(const ModelSource& model,
@@ -44,6 +45,7 @@ class WeightBars {
 // Rank 0 of a TCP cluster of `shardlm worker` processes (--workers), with
 // recovery from lost workers (tools/tcp_launch.cc).
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,
+                                                           std::shared_ptr<const GgufFile> file,
                                                            const BackendOptions& backend_options,
                                                            const SessionSettings& settings,
                                                            RealClock* clock);

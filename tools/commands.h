@@ -15,6 +15,8 @@ int RunGenerate(const std::vector<std::string>& args);
 int RunInspect(const std::vector<std::string>& args);
 // quantize IN OUT --type T: f32/f16/bf16 model to q8_0/q4_0 (tools/quantize_command.cc).
 int RunQuantize(const std::vector<std::string>& args);
+// convert HF_DIR OUT: Hugging Face folder to GGUF (tools/convert_command.cc).
+int RunConvert(const std::vector<std::string>& args);
 // make-model: synthetic model of a preset shape (tools/make_model_command.cc).
 int RunMakeModel(const std::vector<std::string>& args);
 // bench: tokens/s against measured memory bandwidth (tools/bench_command.cc).

@@ -29,6 +29,7 @@
 #include "gflags/gflags.h"
 #include "tools/backend_flags.h"
 #include "tools/commands.h"
+#include "tools/model_open.h"
 #include "tools/shared_flags.h"
 #include "tools/cluster_launch.h"
 
@@ -215,13 +216,13 @@ record::RecordedRequest RecordedRequestOf(absl::Span<const int32_t> prompt,
   return r;
 }
 
-absl::Status RunCluster(const GgufFile& file, const Tokenizer& tokenizer,
+absl::Status RunCluster(std::shared_ptr<const GgufFile> file, const Tokenizer& tokenizer,
                         const SamplerOptions& sampling, const std::vector<int>& shares,
                         const std::string& path, RealClock* clock, absl::Time load_start,
                         ClusterProcess* process) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   ASSIGN_OR_RETURN(std::unique_ptr<LaunchedCluster> cluster,
-                   LaunchClusterFromFlags(path, file, shares, backend_options, FLAGS_ctx, clock,
+                   LaunchClusterFromFlags(path, std::move(file), shares, backend_options, FLAGS_ctx, clock,
                                           process));
   Target target;
   target.config = &cluster->root()->engine()->config();
@@ -259,12 +260,12 @@ absl::Status RunGenerateImpl(ClusterProcess* process) {
 
   RealClock clock;
   const absl::Time load_start = clock.Now();
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  ASSIGN_OR_RETURN(std::shared_ptr<const GgufFile> file, OpenModel(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
   if (shares.size() == 1) {
     return RunSingleNode(*file, *tokenizer, sampling, path, &clock, load_start);
   }
-  return RunCluster(*file, *tokenizer, sampling, shares, path, &clock, load_start, process);
+  return RunCluster(file, *tokenizer, sampling, shares, path, &clock, load_start, process);
 }
 
 }  // namespace

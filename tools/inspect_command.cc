@@ -18,6 +18,7 @@
 #include "core/status_macros.h"
 #include "gflags/gflags.h"
 #include "tools/commands.h"
+#include "tools/model_open.h"
 
 DEFINE_int32(max_array, 8, "Array elements shown per metadata value");
 DEFINE_string(plan, "",
@@ -53,7 +54,7 @@ absl::StatusOr<ShardPlan> PlanFor(const GgufFile& file, const std::vector<int>& 
 // Prints the file; with `shares`, plans first (so an impossible plan prints
 // nothing but its error) and prints the plan last.
 absl::Status Inspect(const std::string& path, const std::vector<int>* shares) {
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, OpenModel(path));
   std::optional<ShardPlan> plan;
   if (shares != nullptr) {
     ASSIGN_OR_RETURN(plan, PlanFor(*file, *shares));

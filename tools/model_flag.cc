@@ -1,7 +1,7 @@
 #include "gflags/gflags.h"
 #include "tools/shared_flags.h"
 
-DEFINE_string(model, "", "GGUF model file (default: ../shared/models/stories260K.gguf)");
+DEFINE_string(model, "", "GGUF model file or Hugging Face model folder (default: ../shared/models/stories260K.gguf)");
 
 namespace shardlm::cli {
 

@@ -31,6 +31,7 @@
 #include "tools/backend_flags.h"
 #include "tools/cluster_launch.h"
 #include "tools/commands.h"
+#include "tools/model_open.h"
 #include "tools/shared_flags.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on (0.0.0.0: every interface)");
@@ -135,7 +136,7 @@ absl::Status CheckFlags() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<ModelRunner>> StartModel(const GgufFile& file,
+absl::StatusOr<std::unique_ptr<ModelRunner>> StartModel(std::shared_ptr<const GgufFile> file,
                                                         const std::string& path,
                                                         const std::vector<int>& shares,
                                                         RealClock* clock,
@@ -152,7 +153,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> StartModel(const GgufFile& file,
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
-                   Engine::Create(&file, backend.get(), EngineOptions()));
+                   Engine::Create(file.get(), backend.get(), EngineOptions()));
   *describe = backend->Describe();
   return std::make_unique<EngineRunner>(std::move(backend), std::move(engine));
 }
@@ -204,7 +205,7 @@ absl::Status RunServeImpl(ClusterProcess* process) {
   RETURN_IF_ERROR(CheckFlags());
   ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags(*process));
   ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(ModelFlag()));
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  ASSIGN_OR_RETURN(std::shared_ptr<const GgufFile> file, OpenModel(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
   serve::JobSettings settings;
   settings.model_name = ModelName(path);
@@ -217,7 +218,7 @@ absl::Status RunServeImpl(ClusterProcess* process) {
   http.max_body_bytes = static_cast<size_t>(FLAGS_max_body_bytes);
   RealClock clock;
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
-                   StartModel(*file, path, shares, &clock, process, &http.describe));
+                   StartModel(file, path, shares, &clock, process, &http.describe));
   settings.max_seq_len = runner->max_seq_len();
   return Serve(runner.get(), *tokenizer, settings, http);
 }

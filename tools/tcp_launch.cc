@@ -162,6 +162,7 @@ bool TcpLaunched::LostWorkerAnswers() const {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& path,
+                                                           std::shared_ptr<const GgufFile> file,
                                                            const BackendOptions& backend_options,
                                                            const SessionSettings& settings,
                                                            RealClock* clock) {
@@ -178,7 +179,7 @@ absl::StatusOr<std::unique_ptr<LaunchedCluster>> LaunchTcp(const std::string& pa
   if (!SecretFileFlag().empty()) {
     ASSIGN_OR_RETURN(mesh.secret, tcp::ReadSecretFile(SecretFileFlag()));
   }
-  ASSIGN_OR_RETURN(ModelSource model, HashModel(path));
+  ASSIGN_OR_RETURN(ModelSource model, HashModel(path, std::move(file)));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
   const std::string describe = absl::StrCat(

@@ -1,0 +1,17 @@
+#include "tools/model_open.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/model_loader.h"
+#include "tools/progress.h"
+
+namespace shardlm::cli {
+
+absl::StatusOr<std::unique_ptr<GgufFile>> OpenModel(const std::string& path) {
+  ProgressLine progress(absl::StrCat("converting ", path));
+  absl::StatusOr<std::unique_ptr<GgufFile>> file =
+      OpenModelFile(path, [&](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Clear();
+  return file;
+}
+
+}  // namespace shardlm::cli
