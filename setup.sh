@@ -14,7 +14,8 @@ PACKAGES=(
   libeigen3-dev
   libssl-dev
   libcpp-httplib-dev       # HTTP server of `shardlm serve`
-  nlohmann-json3-dev       # JSON of `shardlm serve`
+  nlohmann-json3-dev       # JSON of `shardlm serve`, tokenizer.json
+  libicu-dev               # regex pre-tokenization of BPE tokenizers
   python3
 )
 

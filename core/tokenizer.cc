@@ -19,46 +19,14 @@ constexpr char kTypesKey[] = "tokenizer.ggml.token_type";
 constexpr char kBosKey[] = "tokenizer.ggml.bos_token_id";
 constexpr char kEosKey[] = "tokenizer.ggml.eos_token_id";
 constexpr char kUnkKey[] = "tokenizer.ggml.unknown_token_id";
+constexpr char kMergesKey[] = "tokenizer.ggml.merges";
+constexpr char kAddBosKey[] = "tokenizer.ggml.add_bos_token";
 
 constexpr char kSpaceMarker[] = "\xE2\x96\x81";  // U+2581 "▁"
 constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
 
-// How a byte string starts, per Unicode Table 3-7 (well-formed UTF-8).
-struct Utf8Scan {
-  enum Kind { kValid, kIncomplete, kInvalid } kind;
-  // kValid: the character's length; kInvalid: the length of the maximal
-  // ill-formed subpart (>= 1) to replace by one U+FFFD; kIncomplete: unused.
-  int len;
-};
-
-// Classifies the character at the start of non-empty `s`. kIncomplete means
-// `s` ends inside a sequence that may still become valid.
-Utf8Scan ScanUtf8(absl::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
-  const uint8_t lead = byte(0);
-  if (lead < 0x80) return {Utf8Scan::kValid, 1};
-  int need;                      // total sequence length
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    need = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    need = 3;
-    if (lead == 0xE0) lo = 0xA0;  // overlong
-    if (lead == 0xED) hi = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    need = 4;
-    if (lead == 0xF0) lo = 0x90;  // overlong
-    if (lead == 0xF4) hi = 0x8F;  // > U+10FFFF
-  } else {
-    return {Utf8Scan::kInvalid, 1};  // continuation, C0/C1 or F5..FF
-  }
-  for (int i = 1; i < need; ++i) {
-    if (static_cast<size_t>(i) >= s.size()) return {Utf8Scan::kIncomplete, 0};
-    const uint8_t b = byte(i);
-    if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) return {Utf8Scan::kInvalid, i};
-  }
-  return {Utf8Scan::kValid, need};
-}
+using bpe::ScanUtf8;
+using bpe::Utf8Scan;
 
 // One symbol of the merge: a byte range of the normalized text in a doubly
 // linked list; a merged-away symbol has len 0.
@@ -173,16 +141,32 @@ absl::StatusOr<int32_t> ReadTokenId(const GgufFile& file, const char* key, int32
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& file) {
   ASSIGN_OR_RETURN(std::string model, file.GetString(kModelKey));
-  if (model != "llama") {
+  auto tokenizer = absl::WrapUnique(new Tokenizer());
+  if (model == "llama") {
+    tokenizer->mode_ =
+        file.Find(kMergesKey) != nullptr ? Mode::kSpmMerges : Mode::kSpmScores;
+  } else if (model == "gpt2") {
+    tokenizer->mode_ = Mode::kByteLevel;
+  } else {
     return absl::UnimplementedError(
         absl::StrCat(file.source(), ": ", kModelKey, " is \"", model,
-                     "\"; only \"llama\" (SentencePiece) is supported"));
+                     "\"; supported: \"llama\" (SentencePiece-style) and \"gpt2\" (byte-level BPE)"));
   }
-  auto tokenizer = absl::WrapUnique(new Tokenizer());
   RETURN_IF_ERROR(tokenizer->LoadVocab(file));
   RETURN_IF_ERROR(tokenizer->LoadSpecialIds(file));
   RETURN_IF_ERROR(tokenizer->BuildIndexes(file));
+  if (tokenizer->mode_ != Mode::kSpmScores) RETURN_IF_ERROR(tokenizer->LoadMerges(file));
+  if (tokenizer->mode_ == Mode::kByteLevel) RETURN_IF_ERROR(tokenizer->LoadByteLevel(file));
   return tokenizer;
+}
+
+const char* Tokenizer::mode_name() const {
+  switch (mode_) {
+    case Mode::kSpmScores: return "llama";
+    case Mode::kSpmMerges: return "llama+merges";
+    case Mode::kByteLevel: return "gpt2";
+  }
+  return "";
 }
 
 absl::Status Tokenizer::LoadVocab(const GgufFile& file) {
@@ -225,6 +209,13 @@ absl::Status Tokenizer::LoadSpecialIds(const GgufFile& file) {
   ASSIGN_OR_RETURN(bos_id_, ReadTokenId(file, kBosKey, 1, vocab_size()));
   ASSIGN_OR_RETURN(eos_id_, ReadTokenId(file, kEosKey, 2, vocab_size()));
   ASSIGN_OR_RETURN(unk_id_, ReadTokenId(file, kUnkKey, 0, vocab_size()));
+  if (const GgufValue* v = file.Find(kAddBosKey)) {
+    if (v->type != GgufType::kBool) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.source(), ": ", kAddBosKey, " is not a bool"));
+    }
+    add_bos_token_ = v->b;
+  }
   return absl::OkStatus();
 }
 
@@ -234,9 +225,17 @@ absl::Status Tokenizer::BuildIndexes(const GgufFile& file) {
   piece_to_id_.reserve(pieces_.size());
   for (int32_t id = 0; id < vocab_size(); ++id) {
     switch (types_[id]) {
-      case TokenType::kNormal:
       case TokenType::kUserDefined:
+        if (mode_ != Mode::kSpmScores) {
+          specials_.Add(pieces_[id], id);
+          user_defined_.Add(pieces_[id], id);
+        }
+        [[fallthrough]];
+      case TokenType::kNormal:
         piece_to_id_[pieces_[id]] = id;  // a duplicate piece: the last id wins
+        break;
+      case TokenType::kControl:
+        specials_.Add(pieces_[id], id);
         break;
       case TokenType::kByte: {
         const int value = ParseBytePiece(pieces_[id]);
@@ -271,22 +270,51 @@ void Tokenizer::AppendSymbol(absl::string_view symbol, std::vector<int32_t>* ids
   for (char c : symbol) ids->push_back(byte_to_id_[static_cast<uint8_t>(c)]);
 }
 
-std::vector<int32_t> Tokenizer::Encode(absl::string_view text, bool add_bos) const {
+std::vector<int32_t> Tokenizer::Encode(absl::string_view text, bool add_bos,
+                                       bool parse_special) const {
   std::vector<int32_t> ids;
   if (add_bos) ids.push_back(bos_id_);
-  if (text.empty()) return ids;
+  const bpe::SpecialSplitter* specials =
+      parse_special ? &specials_ : (mode_ == Mode::kSpmScores ? nullptr : &user_defined_);
+  if (specials == nullptr || specials->empty()) {
+    EncodePlain(text, &ids);
+    return ids;
+  }
+  for (const bpe::SpecialSplitter::Piece& piece : specials->Split(text)) {
+    if (piece.id >= 0) {
+      ids.push_back(piece.id);
+    } else {
+      EncodePlain(piece.text, &ids);
+    }
+  }
+  return ids;
+}
+
+void Tokenizer::EncodePlain(absl::string_view text, std::vector<int32_t>* ids) const {
+  if (text.empty()) return;
+  switch (mode_) {
+    case Mode::kSpmScores: return EncodeSpmScores(text, ids);
+    case Mode::kSpmMerges: return EncodeSpmMerges(text, ids);
+    case Mode::kByteLevel: return EncodeByteLevel(text, ids);
+  }
+}
+
+void Tokenizer::EncodeSpmScores(absl::string_view text, std::vector<int32_t>* ids) const {
   const std::string normalized =
       absl::StrCat(kSpaceMarker, absl::StrReplaceAll(text, {{" ", kSpaceMarker}}));
   std::vector<Symbol> symbols = SplitChars(normalized);
   MergeSymbols(normalized, piece_to_id_, scores_, &symbols);
   for (int i = 0; i >= 0; i = symbols[i].next) {
-    AppendSymbol(absl::string_view(normalized).substr(symbols[i].start, symbols[i].len), &ids);
+    AppendSymbol(absl::string_view(normalized).substr(symbols[i].start, symbols[i].len), ids);
   }
-  return ids;
 }
 
 std::string Tokenizer::TokenBytes(int32_t prev, int32_t id) const {
   if (id < 0 || id >= vocab_size()) return "";
+  if (mode_ == Mode::kByteLevel) {
+    const TokenType t = types_[id];
+    return t == TokenType::kNormal || t == TokenType::kUserDefined ? token_text_[id] : "";
+  }
   switch (types_[id]) {
     case TokenType::kByte:
       return std::string(1, static_cast<char>(token_byte_[id]));

@@ -1,7 +1,12 @@
-// SentencePiece-style BPE tokenizer read from GGUF metadata
-// (tokenizer.ggml.model = "llama"): merges by piece score, byte fallback
-// through <0xNN> tokens, leading-space ("▁") handling, BOS/EOS and control
-// tokens; plus a streaming detokenizer that only emits complete UTF-8.
+// BPE tokenizers read from GGUF metadata, in three modes:
+//  - tokenizer.ggml.model = "llama" without merges: SentencePiece-style,
+//    merges by piece score (llama.cpp's SPM tokenizer);
+//  - "llama" with tokenizer.ggml.merges: the same text handling ("▁" for
+//    spaces, one prepended, byte fallback through <0xNN>, unknown characters
+//    fused into one unk) but merging by merge rank as Hugging Face's BPE does;
+//  - "gpt2": byte-level BPE (GPT-2 byte alphabet, regex pre-tokenization
+//    chosen by tokenizer.ggml.pre, merges by rank, Llama 3's ignore_merges).
+// Plus a streaming detokenizer that only emits complete UTF-8.
 #ifndef SHARDLM_CORE_TOKENIZER_H_
 #define SHARDLM_CORE_TOKENIZER_H_
 
@@ -15,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/bpe.h"
 #include "core/gguf.h"
 
 namespace shardlm {
@@ -36,13 +42,20 @@ class Tokenizer {
   // (missing or inconsistent arrays, unsupported model) name the key.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& file);
 
-  // Token ids for `text`. Prepends BOS when `add_bos`. Text is treated as
-  // plain text: control-token spellings like "<s>" are not special.
-  std::vector<int32_t> Encode(absl::string_view text, bool add_bos) const;
+  // Token ids for `text`. Prepends BOS when `add_bos`. Unless
+  // `parse_special`, text is plain text: control-token spellings like "<s>"
+  // are not special. With `parse_special`, control (and user-defined) token
+  // spellings inside the text become their ids, leftmost-longest, as Hugging
+  // Face does; the text between them is encoded piece by piece. In the merge
+  // modes user-defined tokens are always matched (Hugging Face and llama.cpp
+  // do the same).
+  std::vector<int32_t> Encode(absl::string_view text, bool add_bos,
+                              bool parse_special = false) const;
 
   // The bytes `id` stands for when it follows `prev` ("▁" becomes a space, a
   // byte token its byte, control tokens nothing; the leading space of the
-  // first piece after BOS is dropped). May be a partial UTF-8 sequence.
+  // first piece after BOS is dropped; byte-level pieces map back to their
+  // raw bytes). May be a partial UTF-8 sequence.
   std::string TokenBytes(int32_t prev, int32_t id) const;
   // Whole-sequence decode (BOS/EOS and other control tokens are skipped).
   std::string Decode(const std::vector<int32_t>& ids) const;
@@ -52,13 +65,26 @@ class Tokenizer {
   int32_t eos_id() const { return eos_id_; }
   const std::string& piece(int32_t id) const { return pieces_[id]; }
   TokenType type(int32_t id) const { return types_[id]; }
+  // tokenizer.ggml.add_bos_token (true when absent).
+  bool add_bos_token() const { return add_bos_token_; }
+  // "llama" (score merges), "llama+merges" or "gpt2".
+  const char* mode_name() const;
 
  private:
+  enum class Mode { kSpmScores, kSpmMerges, kByteLevel };
   Tokenizer() = default;
   // FromGguf steps: pieces/scores/types, special ids, lookup tables.
   absl::Status LoadVocab(const GgufFile& file);
   absl::Status LoadSpecialIds(const GgufFile& file);
   absl::Status BuildIndexes(const GgufFile& file);
+  // Merge-rank modes: tokenizer.ggml.merges, specials, byte-level tables.
+  absl::Status LoadMerges(const GgufFile& file);
+  absl::Status LoadByteLevel(const GgufFile& file);
+  // Encodes text with no special tokens in it, appending to `ids`.
+  void EncodePlain(absl::string_view text, std::vector<int32_t>* ids) const;
+  void EncodeSpmScores(absl::string_view text, std::vector<int32_t>* ids) const;
+  void EncodeSpmMerges(absl::string_view text, std::vector<int32_t>* ids) const;
+  void EncodeByteLevel(absl::string_view text, std::vector<int32_t>* ids) const;
   // Appends the ids of one final symbol: its piece, else byte fallback,
   // else unk.
   void AppendSymbol(absl::string_view symbol, std::vector<int32_t>* ids) const;
@@ -75,6 +101,22 @@ class Tokenizer {
   std::array<int32_t, 256> byte_to_id_;
   // Id -> byte value, for byte tokens (0 for the others).
   std::vector<uint8_t> token_byte_;
+
+  Mode mode_ = Mode::kSpmScores;
+  bool add_bos_token_ = true;
+  // Merge modes: merges by rank; spellings matched with parse_special
+  // (control and user-defined) and always (user-defined; merge modes only).
+  bpe::MergeTable merges_;
+  bpe::SpecialSplitter specials_;
+  bpe::SpecialSplitter user_defined_;
+  // Byte-level mode: pre-tokenizer, id of each byte's symbol, whether a
+  // pre-token that is itself a token skips merging, NFC normalization, and
+  // the raw bytes of each token.
+  std::unique_ptr<bpe::RegexSplitter> splitter_;
+  std::array<int32_t, 256> byte_symbol_id_;
+  bool ignore_merges_ = false;
+  bool nfc_ = false;
+  std::vector<std::string> token_text_;
 };
 
 // Streams detokenized text: feed ids one by one, get back only complete
