@@ -70,7 +70,20 @@ absl::StatusOr<std::map<std::string, std::string>> ReadIndex(const std::string& 
   return map;
 }
 
-absl::StatusOr<ShardSet> LoadShards(const std::string& dir) {
+// Names that torch's save_model dropped for tensors sharing storage
+// (tied embeddings): its __metadata__ maps each to the name it kept.
+void AddAliases(ShardSet* set) {
+  for (const auto& file : set->files) {
+    for (const auto& [alias, kept] : file->metadata()) {
+      auto it = set->tensors.find(kept);
+      if (it != set->tensors.end() && !set->tensors.count(alias)) {
+        set->tensors.emplace(alias, it->second);
+      }
+    }
+  }
+}
+
+absl::StatusOr<ShardSet> LoadShardFiles(const std::string& dir) {
   ShardSet set;
   const std::string single = dir + "/model.safetensors";
   const std::string index_path = dir + "/model.safetensors.index.json";
@@ -102,6 +115,12 @@ absl::StatusOr<ShardSet> LoadShards(const std::string& dir) {
           absl::StrCat(index_path, ": tensor '", tensor, "' is not in ", shard));
     }
   }
+  return set;
+}
+
+absl::StatusOr<ShardSet> LoadShards(const std::string& dir) {
+  ASSIGN_OR_RETURN(ShardSet set, LoadShardFiles(dir));
+  AddAliases(&set);
   return set;
 }
 
@@ -183,7 +202,12 @@ absl::Status AddPlannedTensor(const TensorPlan& p, const ShardSet& shards, const
       });
 }
 
-absl::Status AddTensors(const HfConfig& c, const ShardSet& shards, GgufWriter* writer) {
+absl::Status AddTensors(const HfConfig& c, ShardSet shards, GgufWriter* writer) {
+  // A tied model may keep its one matrix under either name.
+  const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
+  if (c.tie_word_embeddings && !shards.tensors.count(embed) && shards.tensors.count(head)) {
+    shards.tensors.emplace(embed, shards.tensors.at(head));
+  }
   const std::vector<TensorPlan> plan = PlanTensors(c);
   std::map<std::string, bool> planned;
   for (const TensorPlan& p : plan) planned[p.hf_name] = true;
@@ -224,14 +248,14 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriterFromHfDir(const std::strin
   }
   ASSIGN_OR_RETURN(const std::string text, ReadWholeFile(config_path, "config.json"));
   ASSIGN_OR_RETURN(const HfConfig config, ParseHfConfig(text, config_path));
-  ASSIGN_OR_RETURN(const ShardSet shards, LoadShards(dir));
+  ASSIGN_OR_RETURN(ShardSet shards, LoadShards(dir));
   auto writer = std::make_unique<GgufWriter>();
   std::string name = dir;
   while (name.size() > 1 && name.back() == '/') name.pop_back();
   name = name.substr(name.find_last_of('/') + 1);
   AddHfConfigMetadata(config, name, writer.get());
   for (auto& [key, value] : tokenizer) writer->AddValue(key, std::move(value));
-  RETURN_IF_ERROR(AddTensors(config, shards, writer.get()));
+  RETURN_IF_ERROR(AddTensors(config, std::move(shards), writer.get()));
   return writer;
 }
 

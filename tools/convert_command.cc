@@ -45,9 +45,13 @@ absl::Status Convert(const std::string& dir, const std::string& out) {
   const std::string type = TypeFlag();
   ProgressLine progress(absl::StrCat("converting ", dir, type.empty() ? "" : " to " + type));
   if (!type.empty()) {
-    ASSIGN_OR_RETURN(const DType target, ParseDType(type));
+    absl::StatusOr<DType> target = ParseDType(type);
+    if (!target.ok() || (*target != DType::kQ8_0 && *target != DType::kQ4_0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--type must be q8_0 or q4_0 (or left out to keep the folder's types), got '", type, "'"));
+    }
     QuantizeOptions options;
-    options.type = target;
+    options.type = *target;
     options.progress = [&](uint64_t done, uint64_t total) { progress.Update(done, total); };
     absl::StatusOr<QuantizeStats> stats = QuantizeModel(dir, out, options);
     if (!stats.ok()) {
