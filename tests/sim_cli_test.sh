@@ -13,11 +13,25 @@ SEEDS="${SIM_SEEDS:-1:200}"
 mkdir -p "$T/scenarios"
 cp "$SCEN"/*.textproto "$T/scenarios/"
 [ -n "$MODEL" ] && ln -sf "$(readlink -f "$MODEL")" "$T/scenarios/stories260K.gguf"
+HF=""
+for c in "$TEST_SRCDIR/models/TinyStories-656K" "$TEST_SRCDIR/$TEST_WORKSPACE/external/models/TinyStories-656K"; do
+  [ -f "$c/config.json" ] && HF="$(readlink -f "$c")" && break
+done
+if [ -n "$HF" ]; then
+  # The runfiles hold the folder's files as links; give the scenarios a folder.
+  mkdir -p "$T/scenarios/TinyStories-656K"
+  for f in "$HF"/* "$(dirname "$(readlink -f "$HF/config.json")")"/*; do
+    ln -sf "$(readlink -f "$f")" "$T/scenarios/TinyStories-656K/$(basename "$f")"
+  done
+fi
 
 for s in "$T"/scenarios/*.textproto; do
   name=$(basename "$s" .textproto)
   if [ -z "$MODEL" ] && grep -q 'stories260K' "$s"; then
     echo "SKIP: $name needs ../shared/models/stories260K.gguf"; continue
+  fi
+  if [ -z "$HF" ] && grep -q 'TinyStories-656K' "$s"; then
+    echo "SKIP: $name needs ../shared/models/TinyStories-656K"; continue
   fi
   start=$(date +%s)
   "$BIN" sim --scenario "$s" --seeds "$SEEDS" --check-determinism >"$T/$name.out" 2>"$T/$name.err"; rc=$?
