@@ -95,7 +95,7 @@ def byte_level_encode(text, vocab, ranks, pattern, ignore_merges, specials, alwa
     return ids
 
 
-# The tricky corpus (same order as kCorpus in the test).
+# The tricky corpus (the tables of bpe_test_cases.inc follow its order).
 CORPUS = [
     "Hello, my dog is cute",
     "don't", "I'LL", "they've", "She's here. We'RE there'd",
@@ -103,7 +103,9 @@ CORPUS = [
     "中文字符测试", "日本語のテキスト",
     "emoji 😀🎉 ok", "👍🏽",
     "a   b", "\n\n", "trailing   ", "\ttab\t\tx", " leading", "line1\r\nline2", "  \n  x",
-    "naïve café ÀÉÎ", "say hello", "x<|eot_id|>y", "<|begin_of_text|>hi",
+    "naïve café ÀÉÎ", "say hello",
+    "a\x0b b", "a\x85 b", "a\xa0 b", "a\u3000\u3000b", "a\ufeff b", "x\u2028y", "\u2160\u2161 2",
+    "x<|eot_id|>y", "<|begin_of_text|>hi",
     "use <|tool|> now", "",
 ]
 SPECIALS_ON = ["<|begin_of_text|>hi", "x<|eot_id|>y", "a<|end_of_text|><|eot_id|>b"]
@@ -115,7 +117,15 @@ def cxx(ids):
 
 def cstr(s):
     esc = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-    return '"' + "".join(esc.get(c, c) for c in s) + '"'
+    out = ""
+    for c in s:
+        if c in esc:
+            out += esc[c]
+        elif ord(c) < 0x20 or 0x7F <= ord(c) <= 0xA0 or c in "\u2028\u3000\ufeff":
+            out += "".join("\\x%02X" % b for b in c.encode("utf-8")) + '" "'
+        else:
+            out += c
+    return '"' + out + '"'
 
 
 def mini(merges_file):
