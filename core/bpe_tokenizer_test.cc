@@ -257,7 +257,12 @@ TEST_F(Llama3Test, Metadata) {
   EXPECT_EQ(tok_->bos_id(), 128000);
   EXPECT_EQ(tok_->eos_id(), 128001);
   EXPECT_FALSE(tok_->add_bos_token());  // this tokenizer.json's post-processor adds none
+  bool chat_template = false;
   for (const auto& [key, value] : meta_) {
+    if (key == "tokenizer.chat_template") {
+      chat_template = true;
+      EXPECT_NE(value.s.find("<|start_header_id|>"), std::string::npos);  // from tokenizer_config.json
+    }
     if (key == "tokenizer.ggml.pre") {
       EXPECT_EQ(value.s, "llama-bpe");
     }
@@ -266,6 +271,7 @@ TEST_F(Llama3Test, Metadata) {
     }
     EXPECT_NE(key, "tokenizer.shardlm.pre_regex");
   }
+  EXPECT_TRUE(chat_template);
   EXPECT_EQ(tok_->type(128000), TokenType::kControl);
 }
 

@@ -113,6 +113,22 @@ std::vector<const Json*> Flatten(const Json& j, const char* list_key) {
   return out;
 }
 
+// tokenizer_config.json's chat_template: a Jinja string, or a list of
+// named templates of which the "default" one (else the first) is used.
+std::optional<std::string> ChatTemplate(const Json& config) {
+  if (!config.is_object() || !config.contains("chat_template")) return std::nullopt;
+  const Json& t = config["chat_template"];
+  if (t.is_string()) return t.get<std::string>();
+  if (!t.is_array()) return std::nullopt;
+  std::optional<std::string> first;
+  for (const Json& e : t) {
+    if (!e.is_object() || !e.contains("template") || !e["template"].is_string()) continue;
+    if (!first) first = e["template"].get<std::string>();
+    if (e.value("name", "") == "default") return e["template"].get<std::string>();
+  }
+  return first;
+}
+
 // A bos_token/eos_token value of tokenizer_config.json: a string or
 // {"content": ...}.
 std::optional<std::string> ConfigToken(const Json& config, const char* key) {
@@ -437,6 +453,12 @@ absl::StatusOr<Metadata> Convert(const std::string& tokenizer_json, const std::s
     }
   }
   if (add_bos) meta.emplace_back("tokenizer.ggml.add_bos_token", BoolValue(*add_bos));
+  if (std::optional<std::string> chat = ChatTemplate(config)) {
+    GgufValue v;
+    v.type = GgufType::kString;
+    v.s = *chat;
+    meta.emplace_back("tokenizer.chat_template", std::move(v));
+  }
   return meta;
 }
 

@@ -130,38 +130,7 @@ std::vector<std::string> ChatStopStrings(ChatTemplateKind kind) {
 }
 
 std::vector<int32_t> EncodeWithSpecials(const Tokenizer& tokenizer, absl::string_view text) {
-  std::vector<std::pair<std::string, int32_t>> specials;
-  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-    if (tokenizer.type(id) == TokenType::kControl && !tokenizer.piece(id).empty()) {
-      specials.emplace_back(tokenizer.piece(id), id);
-    }
-  }
-  // Longest spelling first, so "<|im_start|>" wins over a shorter prefix.
-  std::sort(specials.begin(), specials.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t best = absl::string_view::npos;
-    const std::pair<std::string, int32_t>* found = nullptr;
-    for (const auto& special : specials) {
-      const size_t at = text.find(special.first, pos);
-      if (at < best) {
-        best = at;
-        found = &special;
-      }
-    }
-    const absl::string_view plain = text.substr(pos, best == absl::string_view::npos
-                                                         ? absl::string_view::npos
-                                                         : best - pos);
-    if (!plain.empty()) {
-      const std::vector<int32_t> part = tokenizer.Encode(plain, /*add_bos=*/false);
-      ids.insert(ids.end(), part.begin(), part.end());
-    }
-    if (found == nullptr) break;
-    ids.push_back(found->second);
-    pos = best + found->first.size();
-  }
+  std::vector<int32_t> ids = tokenizer.Encode(text, /*add_bos=*/false, /*parse_special=*/true);
   if (ids.empty() || ids.front() != tokenizer.bos_id()) ids.insert(ids.begin(), tokenizer.bos_id());
   return ids;
 }

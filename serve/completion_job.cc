@@ -21,7 +21,7 @@ absl::StatusOr<GenerationJob> MakeGenerationJob(const CompletionRequest& request
         tokenizer, ApplyChatTemplate(settings.chat_template, request.messages));
     job.stop = ChatStopStrings(settings.chat_template);
   } else {
-    job.prompt = tokenizer.Encode(request.prompt, /*add_bos=*/true);
+    job.prompt = tokenizer.Encode(request.prompt, tokenizer.add_bos_token() || request.prompt.empty());
   }
   const int64_t prompt_tokens = static_cast<int64_t>(job.prompt.size());
   if (prompt_tokens >= settings.max_seq_len) {

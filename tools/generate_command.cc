@@ -99,7 +99,7 @@ absl::StatusOr<std::vector<std::string>> PromptsFromFlags() {
 absl::Status RunRequest(const Tokenizer& tokenizer, const SamplerOptions& sampling,
                         const Target& target, absl::Duration load_time,
                         const std::string& text) {
-  const std::vector<int32_t> prompt = tokenizer.Encode(text, /*add_bos=*/true);
+  const std::vector<int32_t> prompt = tokenizer.Encode(text, tokenizer.add_bos_token() || text.empty());
   if (static_cast<int64_t>(prompt.size()) >= target.max_seq_len) {
     return absl::InvalidArgumentError(absl::StrCat("prompt is ", prompt.size(),
                                                    " tokens, the context holds ",
