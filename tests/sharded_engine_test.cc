@@ -14,6 +14,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/clock.h"
 #include "core/engine.h"
+#include "core/model_loader.h"
 #include "core/sampler.h"
 #include "core/shard_plan.h"
 #include "core/sharded_engine.h"
@@ -103,14 +104,14 @@ absl::StatusOr<std::vector<RunResult>> RunLocalCluster(const GgufFile& file, con
 
 struct ModelCase {
   std::string name;
-  DType type;  // synthetic models only
-  bool real;   // stories260K
+  DType type;                 // synthetic models only
+  const char* real = nullptr;  // a real model under ../shared/models (file or HF folder)
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 std::string ModelFile(const ModelCase& c) {
-  if (c.real) return testing::ModelPath("stories260K.gguf");
+  if (c.real != nullptr) return testing::ModelPath(c.real);
   absl::StatusOr<std::string> path =
       testing::WriteSyntheticModelFile(testing::SmallShardedModelSpec(c.type), c.name);
   EXPECT_TRUE(path.ok()) << path.status();
@@ -125,8 +126,8 @@ class ShardedEngineTest : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
     const std::string path = ModelFile(GetParam());
-    if (path.empty()) GTEST_SKIP() << "../shared/models/stories260K.gguf is absent";
-    file_ = std::move(GgufFile::Open(path).value());
+    if (path.empty()) GTEST_SKIP() << "../shared/models/" << GetParam().real << " is absent";
+    file_ = std::move(OpenModelFile(path).value());
     tokens_ = {1};
     uint64_t state = 3;
     while (tokens_.size() < 16) {
@@ -172,10 +173,13 @@ TEST_P(ShardedEngineTest, BitIdenticalToSingleNode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ShardedEngineTest,
-                         ::testing::Values(ModelCase{"stories260K", DType::kF32, true},
-                                           ModelCase{"synthetic_f32", DType::kF32, false},
-                                           ModelCase{"synthetic_q8_0", DType::kQ8_0, false},
-                                           ModelCase{"synthetic_q4_0", DType::kQ4_0, false}),
+                         ::testing::Values(ModelCase{"stories260K", DType::kF32, "stories260K.gguf"},
+                                           // A Hugging Face folder, converted in memory.
+                                           ModelCase{"tinystories_656k_hf", DType::kF32,
+                                                     "TinyStories-656K"},
+                                           ModelCase{"synthetic_f32", DType::kF32},
+                                           ModelCase{"synthetic_q8_0", DType::kQ8_0},
+                                           ModelCase{"synthetic_q4_0", DType::kQ4_0}),
                          [](const auto& info) { return info.param.name; });
 
 // Fast numerics needs a float wire format (tests/sharded_fast_test.cc).

@@ -19,8 +19,8 @@ namespace shardlm::testing {
 // Backend options of the tests' reference runs: exact numerics, 1 thread.
 BackendOptions ExactOneThread();
 
-// Path of a file under ../shared/models (e.g. "stories260K.gguf") as seen
-// from a Bazel test, or "" when it is absent (tests then GTEST_SKIP).
+// Path of a file or folder under ../shared/models (e.g. "stories260K.gguf",
+// "TinyStories-656K") as seen from a Bazel test, or "" when it is absent.
 std::string ModelPath(const std::string& name);
 
 // A fresh path under the test's temporary directory.
