@@ -88,6 +88,8 @@ __global__ void __launch_bounds__(256) MatMulQ4Kernel(WeightView w, ActQ8View ac
   const uint4* wq = reinterpret_cast<const uint4*>(w.data) + row * w.nb;
   const uint16_t* ws = w.scales + row * w.nb;
   Acc<kExact, kTok> acc;
+  // Decode (one token): unrolled, so several weight loads are in flight.
+#pragma unroll(kTok <= 2 ? 4 : 1)
   for (int64_t b = lane; b < w.nb; b += 32) {
     const uint4 q = __ldg(wq + b);
     const float dw = HalfBitsToFloat(__ldg(ws + b));
@@ -138,6 +140,7 @@ __global__ void __launch_bounds__(256) MatMulQ8Kernel(WeightView w, ActQ8View ac
   const uint4* wq = reinterpret_cast<const uint4*>(w.data) + row * w.nb * 2;
   const uint16_t* ws = w.scales + row * w.nb;
   Acc<kExact, kTok> acc;
+#pragma unroll(kTok <= 2 ? 4 : 1)
   for (int64_t u = lane; u < 2 * w.nb; u += 32) {
     const uint4 q = __ldg(wq + u);
     const int64_t b = u >> 1;
