@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backends/cpu/memory_bandwidth.h"
+#include "backends/cuda/device_bandwidth.h"
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/engine.h"
@@ -54,6 +55,9 @@ struct BenchResult {
   double effective_gb_per_s = 0;   // 1e9 bytes
   double measured_gb_per_s = 0;
   double bandwidth_fraction = 0;
+  // What measured_gb_per_s measured: "" (host memory) or the GPU, with its
+  // peak (--backend cuda).
+  std::string bandwidth_device;
   int nodes = 1;
   // Per node, per decode token (clusters only).
   struct Traffic {
@@ -218,7 +222,15 @@ absl::StatusOr<BenchResult> Bench(ClusterProcess* process) {
     r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   }
 
-  ASSIGN_OR_RETURN(r.measured_gb_per_s, MeasureReadBandwidth(r.threads));
+  if (BackendNameFromFlags() == "cuda") {
+    // Decoding reads the weights from GPU memory: set it against that.
+    ASSIGN_OR_RETURN(const BackendOptions o, BackendOptionsFromFlags());
+    ASSIGN_OR_RETURN(const cuda::DeviceBandwidth bw, cuda::MeasureDeviceBandwidth(o.device));
+    r.measured_gb_per_s = bw.measured_gb_per_s;
+    r.bandwidth_device = absl::StrFormat("%s, peak %.0f GB/s", bw.device, bw.peak_gb_per_s);
+  } else {
+    ASSIGN_OR_RETURN(r.measured_gb_per_s, MeasureReadBandwidth(r.threads));
+  }
   r.weight_mb_per_token = bytes_per_token / 1e6;
   r.effective_gb_per_s = bytes_per_token * r.decode_tokens_per_s / 1e9;
   r.bandwidth_fraction = r.effective_gb_per_s / r.measured_gb_per_s;
@@ -238,7 +250,10 @@ void PrintTable(const BenchResult& r) {
   row("ms/token", absl::StrFormat("%.3f", r.ms_per_token));
   row("weight MB/token", absl::StrFormat("%.3f", r.weight_mb_per_token));
   row("effective GB/s", absl::StrFormat("%.3f", r.effective_gb_per_s));
-  row("measured GB/s", absl::StrFormat("%.2f (%d threads)", r.measured_gb_per_s, r.threads));
+  row("measured GB/s",
+      r.bandwidth_device.empty()
+          ? absl::StrFormat("%.2f (%d threads)", r.measured_gb_per_s, r.threads)
+          : absl::StrFormat("%.2f (%s)", r.measured_gb_per_s, r.bandwidth_device));
   row("fraction of bandwidth", absl::StrFormat("%.1f%%", 100 * r.bandwidth_fraction));
   if (r.traffic.empty()) return;
   std::printf("per decode token:\n  node  compute ms  sync ms  sent bytes  received bytes\n");

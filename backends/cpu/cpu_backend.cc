@@ -318,15 +318,12 @@ absl::Status CpuBackend::Rope(const RopeParams& p, absl::Span<const int32_t> pos
                               Buffer* x) {
   RETURN_IF_ERROR(CheckF32(*x, positions.size(), p.n_heads * p.head_dim, "Rope input"));
   const int64_t half = p.rope_dim / 2;
-  std::vector<float> cos_t(half), sin_t(half);
-  std::vector<double> freq(half);
-  for (int64_t k = 0; k < half; ++k) freq[k] = std::pow(p.theta, -2.0 * k / p.rope_dim);
+  std::vector<float> cos_all(positions.size() * half), sin_all(positions.size() * half);
+  cpu::RopeTables(p.theta, p.rope_dim, positions.data(), positions.size(), cos_all.data(),
+                  sin_all.data());
   for (size_t i = 0; i < positions.size(); ++i) {
-    for (int64_t k = 0; k < half; ++k) {
-      const double angle = positions[i] * freq[k];
-      cos_t[k] = static_cast<float>(std::cos(angle));
-      sin_t[k] = static_cast<float>(std::sin(angle));
-    }
+    const float* cos_t = &cos_all[i * half];
+    const float* sin_t = &sin_all[i * half];
     float* row = Cpu(x).f32(i);
     for (int64_t h = 0; h < p.n_heads; ++h) {
       float* v = row + h * p.head_dim;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace shardlm::cpu {
 
@@ -142,6 +143,20 @@ void AttendHead(const float* q, const float* k, const float* v, int64_t stride, 
     AttendHeadAvx2(q, k, v, stride, len, hd, scale, scores, out);
   } else {
     AttendHeadScalar(q, k, v, stride, len, hd, scale, scores, out);
+  }
+}
+
+void RopeTables(double theta, int64_t rope_dim, const int32_t* positions, int64_t n,
+                float* cos_t, float* sin_t) {
+  const int64_t half = rope_dim / 2;
+  std::vector<double> freq(half);
+  for (int64_t k = 0; k < half; ++k) freq[k] = std::pow(theta, -2.0 * k / rope_dim);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < half; ++k) {
+      const double angle = positions[i] * freq[k];
+      cos_t[i * half + k] = static_cast<float>(std::cos(angle));
+      sin_t[i * half + k] = static_cast<float>(std::sin(angle));
+    }
   }
 }
 

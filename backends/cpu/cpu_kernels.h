@@ -24,6 +24,13 @@ void Axpy(float a, const float* x, float* y, int64_t n);
 void AttendHead(const float* q, const float* k, const float* v, int64_t stride, int64_t len,
                 int64_t hd, float scale, float* scores, float* out);
 
+// The rotary tables of CpuBackend::Rope (and of the CUDA backend, which
+// uploads them): half = rope_dim / 2, freq[k] = pow(theta, -2.0 * k /
+// rope_dim), and for row i, cos_t[i * half + k] = (float)cos(positions[i] *
+// freq[k]) (double math), sin_t likewise.
+void RopeTables(double theta, int64_t rope_dim, const int32_t* positions, int64_t n,
+                float* cos_t, float* sin_t);
+
 }  // namespace shardlm::cpu
 
 #endif  // SHARDLM_BACKENDS_CPU_CPU_KERNELS_H_
