@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       {"quantize", "IN OUT --type q8_0|q4_0",
        "Convert an f32/f16/bf16 GGUF model to q8_0 or q4_0.",
        {"tools/quantize_command.cc", shardlm::cli::kTypeFlagFile}, &shardlm::cli::RunQuantize},
-      {"make-model", "--preset NAME --out PATH [--type T] [--seed S] | --list",
+      {"make-model", "--preset NAME --out PATH [--type T] [--seed S] [--zeros] | --list",
        "Write a synthetic llama model of a named shape (tiny, llama3-8b, ...).",
        {"tools/make_model_command.cc", shardlm::cli::kTypeFlagFile, shardlm::cli::kSeedFlagFile,
         shardlm::cli::kOutFlagFile},
