@@ -1,5 +1,7 @@
 #include "core/gguf_writer.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -24,6 +26,12 @@ GgufValue Scalar(GgufType t) {
   GgufValue v;
   v.type = t;
   return v;
+}
+
+// Whether the `n` (> 0) bytes at `p` are all zero.
+bool IsZero(const void* p, size_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  return b[0] == 0 && std::memcmp(b, b + 1, n - 1) == 0;
 }
 
 }  // namespace
@@ -201,12 +209,20 @@ absl::Status GgufWriter::Write(const std::string& path,
   std::unique_ptr<FILE, int (*)(FILE*)> f(fopen(path.c_str(), "wb"), fclose);
   if (!f) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot create file: ", strerror(errno)));
   bool io_ok = true;
+  uint64_t size = 0;
   RETURN_IF_ERROR(Stream(
       [&](const void* p, size_t n) {
-        if (n > 0 && fwrite(p, 1, n, f.get()) != n) io_ok = false;
+        size += n;
+        // Runs of zeros of a whole page or more become holes (a sparse file).
+        if (n >= 4096 && IsZero(p, n)) {
+          if (fseeko(f.get(), static_cast<off_t>(n), SEEK_CUR) != 0) io_ok = false;
+        } else if (n > 0 && fwrite(p, 1, n, f.get()) != n) {
+          io_ok = false;
+        }
       },
       progress));
-  if (!io_ok || fflush(f.get()) != 0) {
+  // A trailing hole: extend the file to its full size.
+  if (!io_ok || fflush(f.get()) != 0 || ftruncate(fileno(f.get()), static_cast<off_t>(size)) != 0) {
     return absl::DataLossError(absl::StrCat(path, ": write failed: ", strerror(errno)));
   }
   return absl::OkStatus();

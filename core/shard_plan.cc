@@ -1,5 +1,6 @@
 #include "core/shard_plan.h"
 
+#include <algorithm>
 #include <numeric>
 #include <utility>
 
@@ -122,27 +123,34 @@ absl::Status CheckConfig(const LlamaConfig& c) {
   return absl::OkStatus();
 }
 
+// With fewer head units than nodes: one unit for each of the `units` nodes
+// with the largest shares (ties to the lower node), none for the others.
+std::vector<int64_t> HeadHolders(int64_t units, const std::vector<int>& shares) {
+  std::vector<int> order(shares.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return shares[a] > shares[b]; });
+  std::vector<int64_t> counts(shares.size(), 0);
+  for (int64_t i = 0; i < units; ++i) counts[order[i]] = 1;
+  return counts;
+}
+
 // Query-head boundaries: whole KV groups when there are at most n_kv_heads
 // nodes (and wo's blocks allow it), else single heads; either way every wo
-// column boundary (head * head_dim) falls on a block of wo.
-absl::StatusOr<std::vector<int64_t>> SplitHeads(const LlamaConfig& c, const PlanWeightInfo& w,
-                                                const std::vector<int>& shares, bool* by_group) {
+// column boundary (head * head_dim) falls on a block of wo. With more nodes
+// than units of heads, some nodes get no heads (HeadHolders).
+std::vector<int64_t> SplitHeads(const LlamaConfig& c, const PlanWeightInfo& w,
+                                const std::vector<int>& shares) {
   const int64_t n = shares.size(), group = c.n_heads / c.n_kv_heads;
-  if (n > c.n_heads) {
-    return Invalid(absl::StrCat("cannot split ", c.n_heads, " query heads over ", n, " nodes"));
-  }
   const int64_t block = Info(w.wo).block_size;
   const int64_t align = block / std::gcd(c.head_dim, block);  // heads per aligned wo boundary
   const int64_t group_unit = std::lcm(group, align);
-  *by_group = n <= c.n_kv_heads && c.n_heads / group_unit >= n;
-  const int64_t unit = *by_group ? group_unit : align;
-  if (c.n_heads / unit < n) {
-    return Invalid(absl::StrCat("cannot split ", c.n_heads, " query heads over ", n,
-                                " nodes: attn_output is ", DTypeName(w.wo), ", so each node needs ",
-                                "a multiple of ", align, " heads (", align * c.head_dim,
-                                " columns, whole ", block, "-element blocks)"));
-  }
-  return Boundaries(Apportion(c.n_heads / unit, shares), unit, c.n_heads);
+  const bool by_group = n <= c.n_kv_heads && c.n_heads / group_unit >= n;
+  const int64_t unit = by_group ? group_unit : align;
+  // CheckRowBlocks made q_dim whole wo blocks, so n_heads is a multiple of align.
+  const int64_t units = c.n_heads / unit;
+  if (units >= n) return Boundaries(Apportion(units, shares), unit, c.n_heads);
+  return Boundaries(HeadHolders(units, shares), unit, c.n_heads);
 }
 
 // FFN boundaries: on down's blocks (it is split by input columns).
@@ -185,7 +193,10 @@ absl::StatusOr<uint64_t> NodeBytes(const LlamaConfig& c, const PlanWeightInfo& w
   return bytes;
 }
 
-std::string Range(int64_t begin, int64_t end) { return absl::StrCat("[", begin, ",", end, ")"); }
+// "[begin,end)", or "-" when empty (a node without attention heads).
+std::string Range(int64_t begin, int64_t end) {
+  return begin == end ? "-" : absl::StrCat("[", begin, ",", end, ")");
+}
 
 }  // namespace
 
@@ -254,9 +265,7 @@ absl::StatusOr<ShardPlan> ShardPlan::Create(const LlamaConfig& config,
   RETURN_IF_ERROR(CheckConfig(config));
   RETURN_IF_ERROR(CheckRowBlocks(config, weights));
   const int n = shares.size();
-  bool by_group = false;
-  ASSIGN_OR_RETURN(const std::vector<int64_t> heads,
-                   SplitHeads(config, weights, shares, &by_group));
+  const std::vector<int64_t> heads = SplitHeads(config, weights, shares);
   ASSIGN_OR_RETURN(const std::vector<int64_t> ffn, SplitFfn(config, weights, shares));
   if (config.vocab_size < n) {
     return Invalid(
@@ -269,20 +278,25 @@ absl::StatusOr<ShardPlan> ShardPlan::Create(const LlamaConfig& config,
   plan.weights_ = weights;
   plan.shares_ = shares;
   const int64_t group = config.n_heads / config.n_kv_heads;
+  int64_t kv_end_so_far = 0;  // of the nodes before, for kv_replicated_
   for (int i = 0; i < n; ++i) {
     NodeShard s;
     s.node = i;
     s.q_head_begin = heads[i];
     s.q_head_end = heads[i + 1];
     s.kv_head_begin = s.q_head_begin / group;
-    s.kv_head_end = (s.q_head_end + group - 1) / group;
+    // A node without query heads holds no KV heads either.
+    s.kv_head_end = s.q_heads() == 0 ? s.kv_head_begin : (s.q_head_end + group - 1) / group;
     s.ffn_begin = ffn[i];
     s.ffn_end = ffn[i + 1];
     s.vocab_begin = vocab[i];
     s.vocab_end = vocab[i + 1];
     ASSIGN_OR_RETURN(s.weight_bytes, NodeBytes(config, weights, s));
     s.kv_bytes_per_token = 2 * config.n_layers * s.kv_heads() * config.head_dim * sizeof(float);
-    if (i > 0 && s.kv_head_begin < plan.nodes_.back().kv_head_end) plan.kv_replicated_ = true;
+    if (s.kv_heads() > 0) {
+      if (s.kv_head_begin < kv_end_so_far) plan.kv_replicated_ = true;
+      kv_end_so_far = s.kv_head_end;
+    }
     plan.nodes_.push_back(s);
   }
   return plan;
@@ -297,18 +311,24 @@ int ShardPlan::KvHeadHolders(int64_t kv_head) const {
 
 std::string ShardPlan::ToString() const {
   const int64_t group = config_.n_heads / config_.n_kv_heads;
+  const int64_t headless = std::count_if(nodes_.begin(), nodes_.end(),
+                                         [](const NodeShard& s) { return s.q_heads() == 0; });
   std::string out = absl::StrFormat(
-      "shard plan: %d node%s (shares %s); attention split %s\n", num_nodes(),
+      "shard plan: %d node%s (shares %s); attention split %s%s\n", num_nodes(),
       num_nodes() == 1 ? "" : "s", FormatShares(shares_),
       kv_replicated_
           ? absl::StrCat("by query head (", group, " per KV head; * = KV head replicated)")
-          : absl::StrCat("on KV-group boundaries (", group, " query heads per group)"));
+          : absl::StrCat("on KV-group boundaries (", group, " query heads per group)"),
+      headless == 0 ? ""
+                    : absl::StrCat("; ", headless, " node", headless == 1 ? "" : "s",
+                                   " without attention heads (-)"));
   absl::StrAppendFormat(&out, "%5s  %-11s %-15s %-15s %-17s %11s %13s\n", "node", "q heads",
                         "kv heads", "ffn rows", "vocab rows", "weight MiB", "KV KiB/token");
   uint64_t bytes = 0, kv_bytes = 0;
   int64_t kv_held = 0;
   for (const NodeShard& s : nodes_) {
-    const bool shared = KvHeadHolders(s.kv_head_begin) > 1 || KvHeadHolders(s.kv_head_end - 1) > 1;
+    const bool shared = s.kv_heads() > 0 && (KvHeadHolders(s.kv_head_begin) > 1 ||
+                                             KvHeadHolders(s.kv_head_end - 1) > 1);
     absl::StrAppendFormat(&out, "%5d  %-11s %-15s %-15s %-17s %11.2f %13.2f\n", s.node,
                           Range(s.q_head_begin, s.q_head_end),
                           Range(s.kv_head_begin, s.kv_head_end) + (shared ? "*" : ""),

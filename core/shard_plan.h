@@ -62,8 +62,10 @@ struct PlanWeightInfo {
 // What one node holds. Ranges are half-open [begin, end).
 struct NodeShard {
   int node = 0;
-  int64_t q_head_begin = 0, q_head_end = 0;    // its query heads (wq rows, wo columns)
-  int64_t kv_head_begin = 0, kv_head_end = 0;  // the KV heads those query heads use
+  // Its query heads (wq rows, wo columns); may be empty (see ShardPlan::Create).
+  int64_t q_head_begin = 0, q_head_end = 0;
+  // The KV heads those query heads use; empty when the query heads are.
+  int64_t kv_head_begin = 0, kv_head_end = 0;
   int64_t ffn_begin = 0, ffn_end = 0;          // gate/up rows, down columns
   int64_t vocab_begin = 0, vocab_end = 0;      // rows of the output layer
   uint64_t weight_bytes = 0;        // every slice it holds, norms and (node 0) token_embd
@@ -78,12 +80,18 @@ struct NodeShard {
 class ShardPlan {
  public:
   // Splits `config` over shares.size() nodes in proportion to `shares`.
-  // Every node gets at least one query head, one FFN unit (a quantization
-  // block of down's columns, or one row when down is f32/f16/bf16) and one
-  // vocabulary row; wo column boundaries fall on wo's blocks. With at most
-  // n_kv_heads nodes, attention is split on KV-group boundaries; with more,
-  // query heads are split and a KV head may be replicated. InvalidArgument
-  // (one line naming the constraint) when no such plan exists.
+  // Every node gets at least one FFN unit (a quantization block of down's
+  // columns, or one row when down is f32/f16/bf16) and one vocabulary row;
+  // wo column boundaries fall on wo's blocks. With at most n_kv_heads nodes,
+  // attention is split on KV-group boundaries; with more, query heads are
+  // split and a KV head may be replicated. When there are more nodes than
+  // units of query heads (single heads, or the heads of one wo block when wo
+  // is quantized and head_dim is small), the nodes with the largest shares
+  // (ties: the lower node, so node 0 first) get one unit each and the others
+  // none: they hold no attention weights or KV cache and contribute zeros to
+  // the attention all-reduce. InvalidArgument (one line naming the
+  // constraint) when no such plan exists (fewer FFN units or vocabulary rows
+  // than nodes).
   static absl::StatusOr<ShardPlan> Create(const LlamaConfig& config, const std::vector<int>& shares,
                                           const PlanWeightInfo& weights);
 

@@ -159,13 +159,129 @@ TEST(ShardPlanTest, MoreNodesThanKvHeadsReplicates) {
 
 TEST(ShardPlanTest, ImpossiblePlans) {
   const LlamaConfig c = Stories260K();
-  auto nine = ShardPlan::Create(c, std::vector<int>(9, 1), PlanWeightInfo());
-  ASSERT_FALSE(nine.ok());
-  EXPECT_EQ(nine.status().message(), "cannot split 8 query heads over 9 nodes");
+  auto many = ShardPlan::Create(c, std::vector<int>(200, 1), PlanWeightInfo());
+  ASSERT_FALSE(many.ok());
+  EXPECT_EQ(many.status().message(), "cannot split 172 ffn rows over 200 nodes");
+  LlamaConfig small_vocab = c;
+  small_vocab.vocab_size = 100;
+  auto vocab = ShardPlan::Create(small_vocab, std::vector<int>(150, 1), PlanWeightInfo());
+  ASSERT_FALSE(vocab.ok());
+  EXPECT_EQ(vocab.status().message(), "cannot split 100 vocabulary rows over 150 nodes");
   EXPECT_FALSE(ShardPlan::Create(c, {0, 1}, PlanWeightInfo()).ok());
   EXPECT_FALSE(ShardPlan::Create(c, {-1, 1}, PlanWeightInfo()).ok());
   EXPECT_FALSE(ShardPlan::Create(c, {}, PlanWeightInfo()).ok());
   EXPECT_FALSE(ShardPlan::Create(c, std::vector<int>(257, 1), PlanWeightInfo()).ok());
+}
+
+// With more nodes than units of heads: every query head, FFN row and
+// vocabulary row is held by exactly one node, in node order; a node holds
+// either `unit` heads and the KV heads they need, or nothing of attention;
+// the head holders are the nodes with the largest shares (ties: lower node).
+void CheckHeadlessPlan(const ShardPlan& plan, const LlamaConfig& c,
+                       const std::vector<int>& shares, int64_t unit) {
+  const auto& nodes = plan.nodes();
+  ASSERT_EQ(nodes.size(), shares.size());
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  std::vector<int> q_owners(c.n_heads), ffn_owners(c.ffn_dim), vocab_owners(c.vocab_size);
+  std::vector<int> holders;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeShard& s = nodes[i];
+    SCOPED_TRACE(::testing::Message() << "node " << i << " of " << nodes.size());
+    EXPECT_EQ(s.q_head_begin, i == 0 ? 0 : nodes[i - 1].q_head_end);
+    EXPECT_EQ(s.ffn_begin, i == 0 ? 0 : nodes[i - 1].ffn_end);
+    EXPECT_EQ(s.vocab_begin, i == 0 ? 0 : nodes[i - 1].vocab_end);
+    EXPECT_GE(s.ffn_rows(), 1);
+    EXPECT_GE(s.vocab_rows(), 1);
+    EXPECT_TRUE(s.q_heads() == 0 || s.q_heads() == unit) << s.q_heads();
+    if (s.q_heads() == 0) {
+      EXPECT_EQ(s.kv_heads(), 0);
+      EXPECT_EQ(s.kv_bytes_per_token, 0u);
+    } else {
+      holders.push_back(static_cast<int>(i));
+      EXPECT_EQ(s.kv_head_begin, s.q_head_begin / group);
+      EXPECT_EQ(s.kv_head_end, (s.q_head_end + group - 1) / group);
+    }
+    for (int64_t h = s.q_head_begin; h < s.q_head_end; ++h) ++q_owners[h];
+    for (int64_t r = s.ffn_begin; r < s.ffn_end; ++r) ++ffn_owners[r];
+    for (int64_t r = s.vocab_begin; r < s.vocab_end; ++r) ++vocab_owners[r];
+  }
+  for (int o : q_owners) EXPECT_EQ(o, 1);
+  for (int o : ffn_owners) EXPECT_EQ(o, 1);
+  for (int o : vocab_owners) EXPECT_EQ(o, 1);
+  for (int64_t h = 0; h < c.n_kv_heads; ++h) EXPECT_GE(plan.KvHeadHolders(h), 1);
+  ASSERT_EQ(static_cast<int64_t>(holders.size()), c.n_heads / unit);
+  // Every holder's share is at least every other node's, and on equal
+  // shares the holder is the lower node.
+  for (int h : holders) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].q_heads() > 0) continue;
+      EXPECT_TRUE(shares[h] > shares[i] || (shares[h] == shares[i] && h < static_cast<int>(i)))
+          << "holder " << h << " vs node " << i;
+    }
+  }
+  std::vector<int64_t> ffn, vocab;
+  for (const NodeShard& s : nodes) {
+    ffn.push_back(s.ffn_rows());
+    vocab.push_back(s.vocab_rows());
+  }
+  ExpectProportional(ffn, c.ffn_dim, Info(plan.weights().down).block_size, shares, "ffn rows");
+  ExpectProportional(vocab, c.vocab_size, 1, shares, "vocab rows");
+}
+
+TEST(ShardPlanTest, MoreNodesThanQueryHeads) {
+  const LlamaConfig c = Stories260K();
+  std::vector<std::vector<int>> cases;
+  for (int n = 9; n <= 40; ++n) cases.push_back(std::vector<int>(n, 1));
+  cases.push_back({1, 1, 1, 1, 1, 1, 1, 1, 1, 3});
+  cases.push_back({5, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 9});
+  for (const std::vector<int>& shares : cases) {
+    SCOPED_TRACE("shares " + FormatShares(shares));
+    auto plan = ShardPlan::Create(c, shares, PlanWeightInfo());
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    CheckHeadlessPlan(*plan, c, shares, 1);
+    EXPECT_TRUE(plan->kv_replicated());
+  }
+  auto ten = ShardPlan::Create(c, std::vector<int>(10, 1), PlanWeightInfo());
+  ASSERT_TRUE(ten.ok());
+  EXPECT_EQ(ten->nodes()[7].q_head_begin, 7);
+  EXPECT_EQ(ten->nodes()[9].q_heads(), 0);
+  EXPECT_EQ(ten->nodes()[9].ffn_rows(), 17);  // FFN and vocabulary still by share
+  EXPECT_EQ(ten->nodes()[9].vocab_rows(), 51);
+  const std::string table = ten->ToString();
+  EXPECT_NE(table.find("2 nodes without attention heads"), std::string::npos) << table;
+  EXPECT_NE(table.find("    9  -           -               [155,172)"), std::string::npos)
+      << table;
+  std::printf("stories260K --plan 10:\n%s\n", table.c_str());
+}
+
+TEST(ShardPlanTest, Llama3MoreNodesThanQueryHeads) {
+  const LlamaConfig c = Llama3_8B();
+  const PlanWeightInfo w(DType::kQ4_0);
+  std::vector<std::vector<int>> cases;
+  for (int n = 33; n <= 64; ++n) cases.push_back(std::vector<int>(n, 1));
+  std::vector<int> uneven(64, 1);
+  uneven[40] = uneven[63] = 2;
+  cases.push_back(uneven);
+  for (const std::vector<int>& shares : cases) {
+    SCOPED_TRACE("shares " + FormatShares(shares));
+    auto plan = ShardPlan::Create(c, shares, w);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    CheckHeadlessPlan(*plan, c, shares, 1);
+    for (int64_t h = 0; h < c.n_kv_heads; ++h) EXPECT_EQ(plan->KvHeadHolders(h), 4);
+  }
+  auto plan = ShardPlan::Create(c, uneven, w);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->nodes()[40].q_heads(), 1);
+  EXPECT_EQ(plan->nodes()[63].q_heads(), 1);
+  EXPECT_EQ(plan->nodes()[30].q_heads(), 0);  // nodes 0..29, 40 and 63 hold heads
+  EXPECT_EQ(plan->nodes()[29].q_heads(), 1);
+  // A headless node's bytes: its FFN and vocabulary slices and the norms.
+  const NodeShard& s = plan->nodes()[50];
+  const uint64_t row = *RowBytes(DType::kQ4_0, c.dim);
+  EXPECT_EQ(s.weight_bytes, c.n_layers * (2 * s.ffn_rows() * row +
+                                          c.dim * *RowBytes(DType::kQ4_0, s.ffn_rows()) +
+                                          2 * c.dim * 4) +
+                                c.dim * 4 + s.vocab_rows() * row);
 }
 
 TEST(ShardPlanTest, QuantizedWoKeepsColumnBoundariesOnBlocks) {
@@ -179,10 +295,15 @@ TEST(ShardPlanTest, QuantizedWoKeepsColumnBoundariesOnBlocks) {
   auto uneven = ShardPlan::Create(c, {1, 3}, w);
   ASSERT_TRUE(uneven.ok()) << uneven.status();
   EXPECT_EQ(uneven->nodes()[1].q_head_begin, 4);
+  // Two units of 4 heads: a third node holds no heads.
   auto three = ShardPlan::Create(c, {1, 1, 1}, w);
-  ASSERT_FALSE(three.ok());
-  EXPECT_NE(three.status().message().find("attn_output is q8_0"), std::string::npos)
-      << three.status();
+  ASSERT_TRUE(three.ok()) << three.status();
+  CheckHeadlessPlan(*three, c, {1, 1, 1}, 4);
+  EXPECT_EQ(three->nodes()[2].q_heads(), 0);
+  auto favored = ShardPlan::Create(c, {1, 2, 2}, w);
+  ASSERT_TRUE(favored.ok()) << favored.status();
+  CheckHeadlessPlan(*favored, c, {1, 2, 2}, 4);
+  EXPECT_EQ(favored->nodes()[0].q_heads(), 0);
 }
 
 TEST(ShardPlanTest, QuantizedDownNeedsWholeBlocks) {
@@ -342,11 +463,18 @@ TEST(PlanWeightInfoTest, FromSyntheticQ8_0) {
   auto plan = ShardPlan::Create(*config, {1, 1}, *w);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->nodes()[1].ffn_begin, 64);  // 3 blocks: 2, 1
-  // head_dim 16: wo (q8_0) boundaries need pairs of heads, and there are 2.
+  // head_dim 16: wo (q8_0) boundaries need pairs of heads, and there are 2
+  // pairs: a third node holds none.
   auto three = ShardPlan::Create(*config, {1, 1, 1}, *w);
-  ASSERT_FALSE(three.ok());
-  EXPECT_NE(three.status().message().find("multiple of 2 heads"), std::string::npos)
-      << three.status();
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(three->nodes()[1].q_heads(), 2);
+  EXPECT_EQ(three->nodes()[2].q_heads(), 0);
+  // 3 FFN blocks cannot go to 4 nodes.
+  auto four = ShardPlan::Create(*config, {1, 1, 1, 1}, *w);
+  ASSERT_FALSE(four.ok());
+  EXPECT_NE(four.status().message().find("ffn rows over 4 nodes in whole 32-row blocks"),
+            std::string::npos)
+      << four.status();
 }
 
 }  // namespace

@@ -64,13 +64,17 @@ std::vector<Slice> ShardSlices(const GgufFile& file, const LlamaConfig& c, const
   const int64_t hd = c.head_dim;
   const int64_t q0 = s.q_head_begin * hd, q1 = s.q_head_end * hd;
   const int64_t kv0 = s.kv_head_begin * hd, kv1 = s.kv_head_end * hd;
+  // A node without attention heads holds none of the attention matrices.
+  const bool headless = s.q_heads() == 0 && s.kv_heads() == 0;
   using L = LayerWeights;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     out.push_back(Layer(l, "attn_norm.weight", false, 1, c.dim, 0, 1, &L::attn_norm));
-    out.push_back(Layer(l, "attn_q.weight", false, c.q_dim(), c.dim, q0, q1, &L::wq));
-    out.push_back(Layer(l, "attn_k.weight", false, c.kv_dim(), c.dim, kv0, kv1, &L::wk));
-    out.push_back(Layer(l, "attn_v.weight", false, c.kv_dim(), c.dim, kv0, kv1, &L::wv));
-    out.push_back(Layer(l, "attn_output.weight", true, c.dim, c.q_dim(), q0, q1, &L::wo));
+    if (!headless) {
+      out.push_back(Layer(l, "attn_q.weight", false, c.q_dim(), c.dim, q0, q1, &L::wq));
+      out.push_back(Layer(l, "attn_k.weight", false, c.kv_dim(), c.dim, kv0, kv1, &L::wk));
+      out.push_back(Layer(l, "attn_v.weight", false, c.kv_dim(), c.dim, kv0, kv1, &L::wv));
+      out.push_back(Layer(l, "attn_output.weight", true, c.dim, c.q_dim(), q0, q1, &L::wo));
+    }
     out.push_back(Layer(l, "ffn_norm.weight", false, 1, c.dim, 0, 1, &L::ffn_norm));
     out.push_back(Layer(l, "ffn_gate.weight", false, c.ffn_dim, c.dim, s.ffn_begin, s.ffn_end,
                         &L::w_gate));

@@ -20,7 +20,9 @@ namespace shardlm {
 
 // One node's slices. In `layers`: wq is (q heads x head_dim) x dim, wk and wv
 // (kv heads x head_dim) x dim, wo dim x (q heads x head_dim), w_gate and
-// w_up ffn_rows x dim, w_down dim x ffn_rows; norms are whole.
+// w_up ffn_rows x dim, w_down dim x ffn_rows; norms are whole. A node
+// without attention heads (no query and no KV heads) has null wq, wk, wv
+// and wo.
 struct ShardWeights {
   std::unique_ptr<Buffer> token_embd;   // vocab x dim, node 0 only (else null)
   std::unique_ptr<Buffer> output_norm;  // 1 x dim

@@ -55,19 +55,22 @@ absl::Status ShardedEngine::Allocate() {
                                           : std::min<int64_t>(c.context_length, 4096);
   max_batch_ = std::max<int64_t>(1, options_.max_batch);
   const int64_t q_dim = s.q_heads() * c.head_dim, kv_dim = s.kv_heads() * c.head_dim;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    ASSIGN_OR_RETURN(auto k, backend_->CreateActivation(max_seq_len_, kv_dim));
-    ASSIGN_OR_RETURN(auto v, backend_->CreateActivation(max_seq_len_, kv_dim));
-    k_cache_.push_back(std::move(k));
-    v_cache_.push_back(std::move(v));
-  }
   const int64_t b = max_batch_;
+  // A node without attention heads needs no attention buffers or KV cache.
+  if (s.q_heads() > 0) {
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      ASSIGN_OR_RETURN(auto k, backend_->CreateActivation(max_seq_len_, kv_dim));
+      ASSIGN_OR_RETURN(auto v, backend_->CreateActivation(max_seq_len_, kv_dim));
+      k_cache_.push_back(std::move(k));
+      v_cache_.push_back(std::move(v));
+    }
+    ASSIGN_OR_RETURN(q_, backend_->CreateActivation(b, q_dim));
+    ASSIGN_OR_RETURN(k_, backend_->CreateActivation(b, kv_dim));
+    ASSIGN_OR_RETURN(v_, backend_->CreateActivation(b, kv_dim));
+    ASSIGN_OR_RETURN(attn_, backend_->CreateActivation(b, q_dim));
+  }
   ASSIGN_OR_RETURN(x_, backend_->CreateActivation(b, c.dim));
   ASSIGN_OR_RETURN(xn_, backend_->CreateActivation(b, c.dim));
-  ASSIGN_OR_RETURN(q_, backend_->CreateActivation(b, q_dim));
-  ASSIGN_OR_RETURN(k_, backend_->CreateActivation(b, kv_dim));
-  ASSIGN_OR_RETURN(v_, backend_->CreateActivation(b, kv_dim));
-  ASSIGN_OR_RETURN(attn_, backend_->CreateActivation(b, q_dim));
   ASSIGN_OR_RETURN(proj_, backend_->CreateActivation(b, c.dim));
   ASSIGN_OR_RETURN(gate_, backend_->CreateActivation(b, s.ffn_rows()));
   ASSIGN_OR_RETURN(up_, backend_->CreateActivation(b, s.ffn_rows()));
@@ -151,6 +154,8 @@ absl::Status ShardedEngine::AttentionBlock(int64_t l, absl::Span<const int32_t> 
   const NodeShard& s = shard_;
   const LayerWeights& w = weights_.layers[l];
   const int64_t n = positions.size();
+  // No heads here: only this rank's zero share of the wo all-reduce.
+  if (s.q_heads() == 0) return RowParallelAdd(nullptr, nullptr, n);
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *w.attn_norm, c.rms_eps, n, xn_.get()));
   RETURN_IF_ERROR(backend_->MatMul(*w.wq, *xn_, n, q_.get()));
   RETURN_IF_ERROR(backend_->MatMul(*w.wk, *xn_, n, k_.get()));
@@ -170,7 +175,7 @@ absl::Status ShardedEngine::AttentionBlock(int64_t l, absl::Span<const int32_t> 
   shape.kv_head_offset = s.kv_head_begin;
   RETURN_IF_ERROR(backend_->Attention(shape, *q_, *k_cache_[l], *v_cache_[l], positions,
                                       attn_.get()));
-  return RowParallelAdd(*w.wo, *attn_, n);
+  return RowParallelAdd(w.wo.get(), attn_.get(), n);
 }
 
 absl::Status ShardedEngine::FeedForwardBlock(int64_t l, int64_t n) {
@@ -180,7 +185,7 @@ absl::Status ShardedEngine::FeedForwardBlock(int64_t l, int64_t n) {
   RETURN_IF_ERROR(backend_->MatMul(*w.w_gate, *xn_, n, gate_.get()));
   RETURN_IF_ERROR(backend_->MatMul(*w.w_up, *xn_, n, up_.get()));
   RETURN_IF_ERROR(backend_->SiluMul(*gate_, *up_, n, hidden_.get()));
-  return RowParallelAdd(*w.w_down, *hidden_, n);
+  return RowParallelAdd(w.w_down.get(), hidden_.get(), n);
 }
 
 absl::Status ShardedEngine::Collective(
@@ -191,11 +196,15 @@ absl::Status ShardedEngine::Collective(
   return status;
 }
 
-absl::Status ShardedEngine::RowParallelAdd(const Buffer& w, const Buffer& in, int64_t n) {
+absl::Status ShardedEngine::RowParallelAdd(const Buffer* w, const Buffer* in, int64_t n) {
   if (options_.wire != WireFormat::kExact) return RowParallelAddFast(w, in, n);
-  const int64_t count = n * w.rows();
+  const int64_t count = n * config_.dim;
   fixed_.resize(count);
-  RETURN_IF_ERROR(backend_->MatMulFixed(w, in, n, absl::MakeSpan(fixed_)));
+  if (w != nullptr) {
+    RETURN_IF_ERROR(backend_->MatMulFixed(*w, *in, n, absl::MakeSpan(fixed_)));
+  } else {
+    std::fill(fixed_.begin(), fixed_.end(), 0);
+  }
   RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
     return AllReduceSum(*transport_, absl::MakeSpan(fixed_), options_.algorithm, options_.tag,
                         deadline, &traffic_);
@@ -206,11 +215,15 @@ absl::Status ShardedEngine::RowParallelAdd(const Buffer& w, const Buffer& in, in
   return backend_->Add(*proj_, n, x_.get());
 }
 
-absl::Status ShardedEngine::RowParallelAddFast(const Buffer& w, const Buffer& in, int64_t n) {
-  const int64_t count = n * w.rows();
-  RETURN_IF_ERROR(backend_->MatMul(w, in, n, proj_.get()));
+absl::Status ShardedEngine::RowParallelAddFast(const Buffer* w, const Buffer* in, int64_t n) {
+  const int64_t count = n * config_.dim;
   host_.resize(count);
-  RETURN_IF_ERROR(backend_->Read(*proj_, 0, absl::MakeSpan(host_)));
+  if (w != nullptr) {
+    RETURN_IF_ERROR(backend_->MatMul(*w, *in, n, proj_.get()));
+    RETURN_IF_ERROR(backend_->Read(*proj_, 0, absl::MakeSpan(host_)));
+  } else {
+    std::fill(host_.begin(), host_.end(), 0.0f);
+  }
   RETURN_IF_ERROR(Collective([&](absl::Time deadline) {
     return AllReduceSum(*transport_, absl::MakeSpan(host_), options_.wire, options_.algorithm,
                         options_.tag, deadline, &traffic_);

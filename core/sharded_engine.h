@@ -114,9 +114,10 @@ class ShardedEngine {
   absl::Status FeedForwardBlock(int64_t layer, int64_t n);
   // x_ += the all-reduced sum over ranks of w's partial products with the
   // first n rows of `in`, as Engine's MatMul then Add: int64 fixed point
-  // in exact numerics, float over options_.wire in fast numerics.
-  absl::Status RowParallelAdd(const Buffer& w, const Buffer& in, int64_t n);
-  absl::Status RowParallelAddFast(const Buffer& w, const Buffer& in, int64_t n);
+  // in exact numerics, float over options_.wire in fast numerics. `w` is
+  // dim x k; null `w` (a rank without attention heads) contributes zeros.
+  absl::Status RowParallelAdd(const Buffer* w, const Buffer* in, int64_t n);
+  absl::Status RowParallelAddFast(const Buffer* w, const Buffer* in, int64_t n);
   // Appends the greedy choice of each of `rows` local logit rows.
   absl::Status GlobalGreedy(absl::Span<const float> local, int64_t rows,
                             std::vector<int32_t>* greedy);

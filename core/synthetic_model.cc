@@ -1,10 +1,12 @@
 #include "core/synthetic_model.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -234,10 +236,27 @@ void AddMetadata(const SyntheticModelSpec& spec, const SyntheticVocab& vocab, Gg
   }
 }
 
-// A {cols, rows} matrix with N(0, stddev^2) entries.
+// `bytes` zero bytes, 1 MiB at a time.
+GgufWriter::DataSource ZeroBytes(uint64_t bytes) {
+  return [=](const std::function<void(const void*, size_t)>& sink) -> absl::Status {
+    static const std::vector<uint8_t>* const kZeros = new std::vector<uint8_t>(1 << 20);
+    for (uint64_t done = 0; done < bytes;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(bytes - done, kZeros->size()));
+      sink(kZeros->data(), n);
+      done += n;
+    }
+    return absl::OkStatus();
+  };
+}
+
+// A {cols, rows} matrix with N(0, stddev^2) entries (zeros with zero_weights).
 absl::Status AddMatrix(const SyntheticModelSpec& spec, const std::string& name, int64_t cols,
                        int64_t rows, double stddev, GgufWriter* w) {
   const DType type = SyntheticMatrixType(spec, cols);
+  if (spec.zero_weights) {
+    ASSIGN_OR_RETURN(const uint64_t row_bytes, RowBytes(type, cols));
+    return w->AddTensor(name, {cols, rows}, type, ZeroBytes(row_bytes * rows));
+  }
   return w->AddTensor(name, {cols, rows}, type,
                       RandomRows(type, cols, rows, TensorSeed(spec.seed, name), 0.0, stddev));
 }

@@ -37,6 +37,10 @@ struct SyntheticModelSpec {
   DType type = DType::kF32;
   bool tied_output = false;  // no output.weight: logits use token_embd
   uint64_t seed = 1;         // same spec and seed: byte-identical file
+  // Every matrix all zeros (norms stay random): a model of the right shapes
+  // for planning and inspection, which WriteSyntheticModel writes as a
+  // sparse file.
+  bool zero_weights = false;
   std::string name = "synthetic";  // general.name
 };
 

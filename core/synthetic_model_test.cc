@@ -1,5 +1,6 @@
 #include "core/synthetic_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -243,6 +244,30 @@ TEST(SyntheticModelTest, SameSeedSameBytesOtherSeedOtherBytes) {
   auto image = writer.Serialize();
   ASSERT_TRUE(image.ok());
   EXPECT_TRUE(*image == bytes_a);
+}
+
+// zero_weights: the same shapes and metadata, zero matrices, random norms;
+// the file (written with holes) reads back as the in-memory image.
+TEST(SyntheticModelTest, ZeroWeights) {
+  SyntheticModelSpec spec = SmallSpec();
+  spec.type = DType::kQ8_0;
+  spec.vocab_size = 4096;  // token_embd of 272 KiB: whole pages of zeros
+  spec.zero_weights = true;
+  const std::string path = testing::TempPath("zeros.gguf");
+  ASSERT_TRUE(WriteSyntheticModel(spec, path).ok());
+  GgufWriter writer;
+  ASSERT_TRUE(AddSyntheticModel(spec, &writer).ok());
+  auto image = writer.Serialize();
+  ASSERT_TRUE(image.ok());
+  EXPECT_TRUE(ReadFile(path) == *image);
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  const GgufTensorInfo* embd = (*file)->FindTensor("token_embd.weight");
+  const GgufTensorInfo* norm = (*file)->FindTensor("output_norm.weight");
+  ASSERT_TRUE(embd != nullptr && norm != nullptr);
+  EXPECT_EQ(embd->type, DType::kQ8_0);
+  EXPECT_TRUE(std::all_of(embd->data, embd->data + embd->size_bytes, [](uint8_t b) { return b == 0; }));
+  EXPECT_FALSE(std::all_of(norm->data, norm->data + norm->size_bytes, [](uint8_t b) { return b == 0; }));
 }
 
 TEST(SyntheticModelTest, ReportsProgress) {

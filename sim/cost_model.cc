@@ -19,6 +19,8 @@ constexpr double kSmallOpElements = 4096;
 // read, write, add (FFN).
 constexpr int kAttentionSmallOps = 8;
 constexpr int kFfnSmallOps = 5;
+// The same for a node without attention heads: fill, convert, write, add.
+constexpr int kHeadlessAttentionSmallOps = 4;
 
 class FirstError : public google::protobuf::io::ErrorCollector {
  public:
@@ -141,6 +143,12 @@ Work OpCosts::AttentionPhase(const LlamaConfig& c, const NodeShard& s, int64_t n
 Work OpCosts::AttentionWeights(const LlamaConfig& c, const NodeShard& s, int64_t n) const {
   const double hd = static_cast<double>(c.head_dim);
   Work w;
+  if (s.q_heads() == 0) {
+    // No heads: only the zero partial sum and the add of the all-reduced one.
+    const double rows = std::max(1.0, static_cast<double>(n * c.dim) / kSmallOpElements);
+    w.seconds = rows * kHeadlessAttentionSmallOps * op_seconds_;
+    return w;
+  }
   w += MatMul(weights_.wq, s.q_heads() * hd * RowBytesOf(weights_.wq, c.dim), n);
   w += MatMul(weights_.wk, s.kv_heads() * hd * RowBytesOf(weights_.wk, c.dim), n);
   w += MatMul(weights_.wv, s.kv_heads() * hd * RowBytesOf(weights_.wv, c.dim), n);

@@ -72,6 +72,9 @@ class CostRun {
   // Steps and phases.
   void RunStep(int64_t tokens, std::function<void()> done);
   void StartPhase();
+  // Runs the phase StartPhase starts without simulating its jobs when
+  // nothing can touch them (see cost_run.cc); false when it cannot.
+  bool TryQuietPhase();
   Work PhaseWork(int member) const;
   void SubmitJob(int member, const Work& work);
   void Arrive(int member);
@@ -112,6 +115,7 @@ class CostRun {
   int dead_waiting_ = 0;                     // of which dead
   absl::Time first_arrival_;
   bool oversubscribed_ = false;              // some host runs more threads than cores
+  bool own_hosts_ = false;                   // every member on a host of its own
   int64_t position_ = 0;
   bool failed_all_ = false;
   absl::Time timeout_start_;

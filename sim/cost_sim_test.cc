@@ -1,14 +1,18 @@
 // Cost-model runs: deterministic per seed, physically sane (memory
 // bandwidth, shared cores), faults shift the timeline, crashes cost a
-// recovery, and bad scenarios are one-line errors.
+// recovery, and bad scenarios are one-line errors; a job alone on a host
+// ends when HostModel::SoloFinish says (the quiet-phase shortcut).
 #include "sim/cost_sim.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sim/host_model.h"
 #include "sim/scenario_runner.h"
+#include "sim/simulator.h"
 
 namespace shardlm::sim {
 namespace {
@@ -53,6 +57,46 @@ CostRunReport RunOnce(const Scenario& s, const CostModel& m, uint64_t seed = 1) 
   auto r = (*sim)->Run(seed);
   EXPECT_TRUE(r.ok()) << r.status();
   return *r;
+}
+
+TEST(HostModelTest, SoloFinishIsWhenASoloJobEnds) {
+  uint64_t state = 7;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) * 0x1.0p-53;
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const Work work{next() * std::pow(10.0, -7 + 7 * next()), next() * 1e9,
+                    i % 3 == 0 ? 0 : next() * 1e-2};
+    const int threads = 1 + i % 4, cores = 1 + (i / 4) % 4;
+    Simulator sim;
+    sim.At(SimEpoch() + absl::Nanoseconds(i), [] {});
+    sim.Run();  // starts at a time other than the epoch
+    HostModel host(&sim, cores);
+    absl::Time done = absl::InfinitePast();
+    host.Submit(work, threads, [&] { done = sim.Now(); });
+    const absl::Time start = sim.Now();
+    sim.Run();
+    ASSERT_EQ(done - start, HostModel::SoloFinish(work, threads, cores))
+        << "work " << work.seconds << " s, " << work.host_seconds << " host s, " << threads
+        << " threads, " << cores << " cores";
+  }
+}
+
+// Nodes alone on their hosts take the quiet-phase shortcut; a slow node
+// (here slowed by nothing, for the whole run) makes every phase run job by
+// job: the same timeline, with more events.
+TEST(CostSimTest, QuietPhasesKeepTheTimeline) {
+  const CostRunReport quiet = RunOnce(MakeScenario(8, 1), TestModel());
+  const CostRunReport stepped = RunOnce(
+      MakeScenario(8, 1, "faults { kind: SLOW at_ms: 0 node: 3 duration_ms: 1e9 extra_us: 0 }"),
+      TestModel());
+  EXPECT_EQ(quiet.trace_hash, stepped.trace_hash);
+  EXPECT_EQ(quiet.virtual_time, stepped.virtual_time);
+  EXPECT_EQ(quiet.prefill_time, stepped.prefill_time);
+  EXPECT_EQ(quiet.decode_time, stepped.decode_time);
+  EXPECT_EQ(quiet.collectives, stepped.collectives);
+  EXPECT_LT(quiet.events * 3, stepped.events);
 }
 
 TEST(CostSimTest, SameSeedSameResult) {
@@ -130,9 +174,15 @@ TEST(CostSimTest, SlowAndPausedNodesShiftTheTimeline) {
 }
 
 TEST(CostSimTest, BadScenariosAreOneLineErrors) {
-  auto too_many = CostSimulation::Create(MakeScenario(64, 1), TestModel());
+  // tiny q4_0 has 6 FFN blocks: 7 nodes cannot each get one.
+  auto tiny = ParseScenario(R"(
+      name: "t" mode: COST_MODEL model { preset: "tiny" type: "q4_0" }
+      requests { prompt_length: 4 steps: 2 } cluster { nodes: 7 })",
+                            "test");
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  auto too_many = CostSimulation::Create(*tiny, TestModel());
   ASSERT_FALSE(too_many.ok());
-  EXPECT_THAT(too_many.status().message(), HasSubstr("64"));
+  EXPECT_THAT(too_many.status().message(), HasSubstr("over 7 nodes"));
   auto clog = CostSimulation::Create(
       MakeScenario(4, 1, "faults { kind: CLOG at_ms: 1 node: 1 peer: 2 duration_ms: 1 }"),
       TestModel());

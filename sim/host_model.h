@@ -37,6 +37,12 @@ class HostModel {
   // Jobs running now.
   int active() const { return static_cast<int>(jobs_.size()); }
 
+  // How long after its Submit a job of `work` (seconds > 0) with `threads`
+  // threads finishes on an idle host of `cores` cores when nothing else is
+  // submitted or cancelled meanwhile: exactly when Submit's `done` would
+  // run, for callers that skip the simulation of such a job.
+  static absl::Duration SoloFinish(const Work& work, int threads, int cores);
+
  private:
   struct Job {
     double seconds_left = 0;  // single-thread seconds
@@ -45,10 +51,16 @@ class HostModel {
     int threads = 1;
     std::function<void()> done;
   };
+  static Job MakeJob(const Work& work, int threads);
   // Jobs' progress from last_update_ to now.
   void Advance();
-  // Single-thread seconds of work per second for `job` with the jobs now running.
-  double Speed(const Job& job) const;
+  // Single-thread seconds of work per second for `job` on a host of `cores`
+  // cores running `total_threads` threads.
+  static double SpeedOf(const Job& job, int total_threads, int cores);
+  double Speed(const Job& job) const { return SpeedOf(job, total_threads_, cores_); }
+  // `seconds` of virtual time rounded up to whole nanoseconds, so that a
+  // job due then is done when the event runs.
+  static absl::Duration WaitFor(double seconds);
   // Schedules the next finish (older schedules become stale).
   void Reschedule();
   void FinishDue();

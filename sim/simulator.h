@@ -85,6 +85,10 @@ class Simulator {
 
   // Events run so far.
   int64_t events() const { return events_; }
+  // When the next scheduled event is due (InfiniteFuture() when none is).
+  absl::Time NextEventTime() const {
+    return queue_.empty() ? absl::InfiniteFuture() : queue_.top().at;
+  }
 
  private:
   struct Event {

@@ -1,7 +1,7 @@
 // Distributed generation (core/cluster_session.h over transport/local's
 // LocalCluster): N in-process ranks generate exactly the tokens of the
 // single-node Generate, greedy and sampled (top-k candidates merged on the
-// root), for N = 1..4 and shares 1,1,2; a rank dying mid-generation makes
+// root), for N = 1..4, 10 (more nodes than query heads) and shares 1,1,2; a rank dying mid-generation makes
 // the root fail promptly instead of hanging.
 #include <functional>
 #include <memory>
@@ -118,8 +118,9 @@ TEST_P(ClusterTest, SameTokensAsSingleNode) {
   ASSERT_EQ(want_greedy.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(want_sampled.size(), static_cast<size_t>(kSteps));
   ASSERT_NE(want_sampled, want_greedy);  // the sampled path really samples
-  const std::vector<std::vector<int>> share_vectors = {{1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1},
-                                                       {1, 1, 2}};
+  // 10 nodes: more than the 8 query heads, two nodes hold none.
+  const std::vector<std::vector<int>> share_vectors = {
+      {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 1}, {1, 1, 2}, std::vector<int>(10, 1)};
   for (const std::vector<int>& shares : share_vectors) {
     const std::string label = FormatShares(shares);
     std::unique_ptr<LocalCluster> cluster = StartCluster(*file_, Plan(shares), &clock_);

@@ -88,8 +88,8 @@ mpi_error() {
 }
 M="$MODEL"
 mpi_error "a model that cannot be split: one clear error" \
-  "shardlm generate: error: cannot split 8 query heads over 3 nodes" \
-  3 "${GEN[@]}" --model "$T/tiny_q4.gguf" --transport mpi
+  "shardlm generate: error: cannot split 192 ffn rows over 7 nodes" \
+  7 "${GEN[@]}" --model "$T/tiny_q4.gguf" --transport mpi
 mpi_error "--shares against the MPI world size" \
   "shardlm generate: error: --shares 1,1,1 gives 3 nodes but the MPI job has 2 ranks" \
   2 "${GEN[@]}" --model "$M" --transport mpi --shares 1,1,1

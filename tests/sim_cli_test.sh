@@ -83,6 +83,15 @@ for s in "$COST"/llama3_1b_*.textproto; do
     fail "cost model $name (rc=$rc): $(head -c 600 "$T/$name.out")"
   fi
 done
+# llama3-8b on 64 nodes (32 without attention heads), 1000 tokens: quick
+# in cost mode (phases with no fault due are not simulated job by job).
+"$BIN" sim --scenario "$COST/llama3_8b_64_nodes.textproto" --check-determinism >"$T/l64.out" 2>&1; rc=$?
+if [ "$rc" -eq 0 ] && grep -q " 0 with broken invariants" "$T/l64.out" \
+  && grep -qE "^ +42 +64 +1000 .* ok$" "$T/l64.out" && grep -q "faster than real time" "$T/l64.out"; then
+  pass "cost model llama3_8b_64_nodes: deterministic, 1000 tokens"
+else
+  fail "cost model llama3_8b_64_nodes (rc=$rc): $(head -c 600 "$T/l64.out")"
+fi
 "$BIN" sim --scenario "$COST/llama3_1b_q4_0_4_recovery.textproto" >"$T/timeline.out" 2>&1
 if grep -q "recovery timeline: detection .* ms; re-plan 4 -> 3 nodes with .* MB of weights" \
   "$T/timeline.out"; then

@@ -1,6 +1,7 @@
-// `shardlm make-model --preset NAME --out PATH [--type T] [--seed S]`: a
-// synthetic llama model of a named shape (core/model_presets.h); `--list`
-// shows the presets with parameter counts and file sizes per type.
+// `shardlm make-model --preset NAME --out PATH [--type T] [--seed S] [--zeros]`:
+// a synthetic llama model of a named shape (core/model_presets.h); `--list`
+// shows the presets with parameter counts and file sizes per type; `--zeros`
+// writes zero matrices as a sparse file (shapes only).
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -21,6 +22,9 @@
 
 DEFINE_string(preset, "", "Model shape: tiny, llama3-1b, llama2-7b or llama3-8b (see --list)");
 DEFINE_bool(list, false, "List the presets with parameter counts and file sizes, then exit");
+DEFINE_bool(zeros, false,
+            "All-zero weight matrices, written as a sparse file: the preset's shapes for "
+            "inspect --plan and planning, without its disk space or generation time");
 // Given as --seed (tools/shardlm_main.cc): `generate` owns the name "seed".
 
 namespace shardlm::cli {
@@ -74,6 +78,7 @@ absl::StatusOr<SyntheticModelSpec> SpecFromFlags() {
     spec.type = *type;
   }
   spec.seed = SeedFlag();
+  spec.zero_weights = FLAGS_zeros;
   return spec;
 }
 

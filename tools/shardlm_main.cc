@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
       {"convert", "HF_DIR OUT.gguf [--type q8_0|q4_0]",
        "Convert a Hugging Face model folder (config.json, safetensors, tokenizer.json) to GGUF.",
        {"tools/convert_command.cc", shardlm::cli::kTypeFlagFile}, &shardlm::cli::RunConvert},
-      {"make-model", "--preset NAME --out PATH [--type T] [--seed S] | --list",
+      {"make-model", "--preset NAME --out PATH [--type T] [--seed S] [--zeros] | --list",
        "Write a synthetic llama model of a named shape (tiny, llama3-8b, ...).",
        {"tools/make_model_command.cc", shardlm::cli::kTypeFlagFile, shardlm::cli::kSeedFlagFile,
         shardlm::cli::kOutFlagFile},
