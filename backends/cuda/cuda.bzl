@@ -24,6 +24,11 @@ def nvcc_object(name, src, hdrs):
         name = name,
         srcs = [src] + hdrs,
         outs = [name + ".o"],
-        cmd = "/usr/local/cuda/bin/nvcc %s -I. -I$(GENDIR) -c $(location %s) -o $@" % (NVCC_FLAGS, src),
+        # Each sandboxed nvcc sees itself as the same PID, and nvcc names its
+        # temporary files after its PID: give every action its own TMPDIR so
+        # two compiling at once cannot overwrite each other's files.
+        cmd = ("tmp=$$(mktemp -d) && " +
+               "TMPDIR=$$tmp /usr/local/cuda/bin/nvcc %s -I. -I$(GENDIR) -c $(location %s) -o $@; " +
+               "rc=$$?; rm -rf $$tmp; exit $$rc") % (NVCC_FLAGS, src),
         tags = ["manual"],
     )
