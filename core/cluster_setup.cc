@@ -146,8 +146,9 @@ absl::StatusOr<ByteRangeSet> HeldRanges(const wire::SessionAccept& accept, uint6
 }  // namespace
 
 absl::StatusOr<ModelSource> OpenModelSource(
-    const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress) {
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, OpenModelFile(path));
+    const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress,
+    FileMemory memory) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, OpenModelFile(path, nullptr, memory));
   return ModelSourceFromFile(path, std::move(file), progress);
 }
 

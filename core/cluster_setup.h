@@ -60,7 +60,8 @@ struct ModelSource {
 // Opens `path` (a GGUF file or a Hugging Face folder, core/model_loader.h)
 // and hashes it (`progress`: bytes hashed, total).
 absl::StatusOr<ModelSource> OpenModelSource(
-    const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+    const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress = nullptr,
+    FileMemory memory = FileMemory::kMap);
 
 // The same for a model already opened from `path`.
 absl::StatusOr<ModelSource> ModelSourceFromFile(

@@ -262,8 +262,10 @@ GgufFile::~GgufFile() {
   if (mapping_ != nullptr) munmap(mapping_, size_);
 }
 
-absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped, MappedFile::Open(path, "model file"));
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path,
+                                                         FileMemory memory) {
+  ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped,
+                   MappedFile::Open(path, "model file", memory));
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->source_ = path;
   file->size_ = mapped->size();

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/dtype.h"
+#include "core/mapped_file.h"
 
 namespace shardlm {
 
@@ -72,8 +73,10 @@ class GgufImageBuilder;
 
 class GgufFile {
  public:
-  // Maps and parses `path`. Errors name the path.
-  static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::string& path);
+  // Maps (or with FileMemory::kCopy reads into huge-page memory) and parses
+  // `path`. Errors name the path.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::string& path,
+                                                        FileMemory memory = FileMemory::kMap);
   // Parses an in-memory image (copied). `source` names it in errors.
   static absl::StatusOr<std::unique_ptr<GgufFile>> FromBytes(std::string bytes,
                                                              const std::string& source);

@@ -12,13 +12,25 @@
 
 namespace shardlm {
 
+// How a file's bytes reach memory.
+enum class FileMemory {
+  // Mapped from the page cache (4 KiB pages): instant, shared, no copy.
+  kMap,
+  // Read into private anonymous memory asking for transparent huge pages:
+  // one read of the file at open, then far fewer TLB misses when the bytes
+  // are streamed again and again (decoding reads every weight per token).
+  kCopy,
+};
+
 class MappedFile {
  public:
-  // Maps `path`. NotFound when it cannot be opened, InvalidArgument when it
-  // is not a regular file; `what` names the file's role in the message
-  // ("model file", "safetensors file").
+  // Maps (or, with kCopy, reads) `path`. NotFound when it cannot be opened,
+  // InvalidArgument when it is not a regular file, DataLoss when a read
+  // fails or the file shrinks meanwhile; `what` names the file's role in the
+  // message ("model file", "safetensors file").
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path,
-                                                          const std::string& what);
+                                                          const std::string& what,
+                                                          FileMemory memory = FileMemory::kMap);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -16,9 +16,10 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> ConvertHfDir(const std::string& dir)
 }
 
 absl::StatusOr<std::unique_ptr<GgufFile>> OpenModelFile(const std::string& path,
-                                                        const ModelLoadProgress& progress) {
+                                                        const ModelLoadProgress& progress,
+                                                        FileMemory memory) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return GgufFile::Open(path);
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return GgufFile::Open(path, memory);
   if (!IsHfModelDir(path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": is a directory but not a Hugging Face model folder (no config.json)"));

@@ -27,8 +27,11 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> ConvertHfDir(const std::string& dir)
 // Opens `path` as above. A folder's image is byte-for-byte the file
 // `shardlm convert` writes, so both have the same SHA-256 and a cluster may
 // mix them. Errors name the path.
+// `memory` says how a GGUF file is loaded (a folder's image is always
+// anonymous memory with huge pages).
 absl::StatusOr<std::unique_ptr<GgufFile>> OpenModelFile(const std::string& path,
-                                                        const ModelLoadProgress& progress = nullptr);
+                                                        const ModelLoadProgress& progress = nullptr,
+                                                        FileMemory memory = FileMemory::kMap);
 
 }  // namespace shardlm
 

@@ -291,7 +291,8 @@ absl::Status ClusterProcess::ServeAsWorkerImpl() {
     // A copy that is missing or differs from the root's: the root streams.
     absl::StatusOr<std::string> path = ResolveModelPath(ModelFlag());
     absl::StatusOr<ModelSource> model =
-        path.ok() ? OpenModelSource(*path) : absl::StatusOr<ModelSource>(path.status());
+        path.ok() ? OpenModelSource(*path, nullptr, ModelMemoryFlag())
+                  : absl::StatusOr<ModelSource>(path.status());
     if (model.ok()) {
       local = std::make_unique<ModelSource>(*std::move(model));
     } else {

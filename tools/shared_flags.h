@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/mapped_file.h"
+
 namespace shardlm::cli {
 
 // --type (quantize, make-model).
@@ -30,6 +32,9 @@ std::string SecretFileFlag();
 std::string TypeFlag();
 // The --model value as given ("" when absent: the default model).
 std::string ModelFlag();
+// How --model's GGUF file is loaded: --mmap maps it, the default reads it
+// into huge-page memory.
+FileMemory ModelMemoryFlag();
 // The --port value.
 int PortFlag();
 // The --seed value.

@@ -41,9 +41,10 @@ absl::StatusOr<std::unique_ptr<ModelSource>> LocalModel() {
   if (ModelFlag().empty()) return nullptr;
   ProgressLine progress(absl::StrCat("hashing ", ModelFlag()));
   ASSIGN_OR_RETURN(ModelSource model,
-                   OpenModelSource(ModelFlag(), [&](uint64_t done, uint64_t total) {
-                     progress.Update(done, total);
-                   }));
+                   OpenModelSource(
+                       ModelFlag(),
+                       [&](uint64_t done, uint64_t total) { progress.Update(done, total); },
+                       ModelMemoryFlag()));
   progress.Finish(absl::StrCat("model ", ModelFlag(), " (", HumanBytes(model.file->file_size()),
                                ", sha256 ", HexDigest(model.sha256).substr(0, 16), "...)"));
   return std::make_unique<ModelSource>(std::move(model));
