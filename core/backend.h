@@ -75,6 +75,10 @@ struct BackendOptions {
   // Instruction-set path for CPU kernels: "auto" (best the CPU supports),
   // "avx512", "avx2" or "scalar". Asking for one the CPU lacks is an error.
   std::string isa = "auto";
+  // CPU: copy q4_0 matrices once into the layout the kernel path streams
+  // fastest (AVX-512), at the cost of a second copy of those weights in
+  // RAM; false keeps every weight where the model file has it.
+  bool repack = true;
 };
 
 // Shape of grouped-query attention over a KV cache. The buffers may hold a

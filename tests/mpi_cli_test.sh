@@ -152,7 +152,7 @@ if [ "$RC" -ne 0 ] && [ "$RC" -ne 124 ] && [ -s "$T/killed_at" ] \
      "$T/long.err" && awk -v t="$TOOK" 'BEGIN { exit !(t < 15) }'; then
   pass "rank 2 killed (abort_on_non_zero_status 0): rank 0 names it; job ended ${TOOK}s after the kill (rc=$RC)"
 else
-  fail "rank 2 killed, rank 0 reporting (rc=$RC, ${TOOK}s): $(grep -v '^ *$' "$T/long.err" | tail -c 600)"
+  fail "rank 2 killed, rank 0 reporting (rc=$RC, ${TOOK}s): $(grep -v -e '^ *$' -e '^---*$' "$T/long.err" | tail -c 2000)"
 fi
 
 # By default mpirun itself ends the job when a rank dies, and names it.

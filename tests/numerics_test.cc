@@ -28,7 +28,9 @@ void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 std::string ModelFile(const ModelCase& c) {
   if (c.real) return testing::ModelPath("stories260K.gguf");
   SyntheticModelSpec spec;
-  spec.dim = 128;
+  // q4_0: dim 256 gives whole groups of 8 blocks (the AVX-512 q4_0x8
+  // layout), ffn 320 a group and a plain tail of 2 blocks.
+  spec.dim = c.type == DType::kQ4_0 ? 256 : 128;
   spec.ffn_dim = 320;
   spec.n_layers = 2;
   spec.n_heads = 8;
@@ -99,13 +101,17 @@ TEST_P(NumericsTest, ExactIsBitIdenticalAcrossIsaThreadsAndBatching) {
   for (const std::string& isa : cpu::SupportedIsas()) {
     for (int threads : {1, 2, 3}) {
       for (bool batched : {false, true}) {
-        BackendOptions o = base;
-        o.isa = isa;
-        o.threads = threads;
-        const std::vector<float> got = RunLogits(*file_, o, tokens_, batched);
-        ASSERT_EQ(got.size(), want.size());
-        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
-            << isa << " threads=" << threads << " batched=" << batched;
+        // repack false: AVX-512 on q4_0 rows in the file's layout too.
+        for (bool repack : {true, false}) {
+          BackendOptions o = base;
+          o.isa = isa;
+          o.threads = threads;
+          o.repack = repack;
+          const std::vector<float> got = RunLogits(*file_, o, tokens_, batched);
+          ASSERT_EQ(got.size(), want.size());
+          EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+              << isa << " threads=" << threads << " batched=" << batched << " repack=" << repack;
+        }
       }
     }
   }

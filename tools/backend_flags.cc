@@ -9,6 +9,9 @@ DEFINE_string(numerics, "exact",
               "exact: bit-reproducible fixed-point sums; fast: fastest float sums");
 DEFINE_int32(device, 0, "GPU ordinal for --backend cuda");
 DEFINE_string(isa, "auto", "CPU kernel path: auto, avx512, avx2 or scalar");
+DEFINE_bool(repack, true,
+            "CPU: copy q4_0 matrices into the AVX-512 kernels' own layout (faster prompts; "
+            "costs a second copy of those weights in RAM); --norepack keeps the file's");
 
 namespace shardlm::cli {
 
@@ -19,6 +22,7 @@ absl::StatusOr<BackendOptions> BackendOptionsFromFlags() {
   options.threads = FLAGS_threads;
   ASSIGN_OR_RETURN(options.numerics, ParseNumerics(FLAGS_numerics));
   options.isa = FLAGS_isa;
+  options.repack = FLAGS_repack;
   options.device = FLAGS_device;
   return options;
 }

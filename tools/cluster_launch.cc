@@ -2,8 +2,9 @@
 #include "tools/cluster_launch_internal.h"
 
 #include <algorithm>
-#include <map>
+#include <chrono>
 #include <cstdio>
+#include <map>
 #include <functional>
 #include <thread>
 #include <utility>
@@ -278,6 +279,10 @@ int ClusterProcess::Finish(const char* command, const absl::Status& status) {
   if (mpi_ != nullptr && mpi_->world_size() > 1) {
     std::fflush(stdout);
     std::fflush(stderr);
+    // mpirun forwards a rank's output through a pipe and, once MPI_Abort
+    // reaches it, kills the job without always draining that pipe: under
+    // load the error line above was lost. Give the forwarding a moment.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     mpi_->Abort(code);
   }
   return code;

@@ -1,7 +1,10 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -13,6 +16,38 @@
 namespace shardlm {
 namespace {
 
+// Anonymous memory that asks for transparent huge pages: weights are
+// streamed again for every token, and 4 KiB pages cost TLB misses.
+class HugePageMemory {
+ public:
+  // Null when the memory cannot be mapped. The start is 2 MiB-aligned, so
+  // that every whole 2 MiB of the range can become one huge page.
+  static std::unique_ptr<HugePageMemory> Allocate(size_t bytes) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    bytes = (bytes + 4095) & ~size_t{4095};  // whole pages, so the tail unmaps cleanly
+    void* p = mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (start + kHuge - 1) & ~(kHuge - 1);
+    if (aligned > start) munmap(p, aligned - start);
+    const size_t tail = start + bytes + kHuge - (aligned + bytes);
+    if (tail > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+    void* data = reinterpret_cast<void*>(aligned);
+    madvise(data, bytes, MADV_HUGEPAGE);  // advisory: plain pages work too
+    return std::unique_ptr<HugePageMemory>(new HugePageMemory(data, bytes));
+  }
+  ~HugePageMemory() { munmap(data_, bytes_); }
+  HugePageMemory(const HugePageMemory&) = delete;
+  HugePageMemory& operator=(const HugePageMemory&) = delete;
+  uint8_t* data() const { return static_cast<uint8_t*>(data_); }
+
+ private:
+  HugePageMemory(void* data, size_t bytes) : data_(data), bytes_(bytes) {}
+  void* data_;
+  size_t bytes_;
+};
+
 class CpuBuffer : public Buffer {
  public:
   // Aliases `data` (weights in a mapped file).
@@ -20,6 +55,12 @@ class CpuBuffer : public Buffer {
       : Buffer(type, rows, cols),
         row_bytes_(row_bytes),
         data_(static_cast<uint8_t*>(const_cast<void*>(data))) {}
+  // Owns `memory`, q4_0 rows in the q4_0x8 layout (kernels.h).
+  CpuBuffer(int64_t rows, int64_t cols, uint64_t row_bytes, std::unique_ptr<HugePageMemory> memory)
+      : Buffer(DType::kQ4_0, rows, cols),
+        row_bytes_(row_bytes),
+        q4x8_(std::move(memory)),
+        data_(q4x8_->data()) {}
   // Owns a zeroed F32 array.
   CpuBuffer(int64_t rows, int64_t cols)
       : Buffer(DType::kF32, rows, cols),
@@ -30,12 +71,15 @@ class CpuBuffer : public Buffer {
   std::string device() const override { return "cpu"; }
   const uint8_t* row(int64_t r) const { return data_ + r * row_bytes_; }
   uint64_t row_bytes() const { return row_bytes_; }
+  // Whether the rows are q4_0 in the q4_0x8 layout.
+  bool q4x8() const { return q4x8_ != nullptr; }
   float* f32(int64_t r) { return reinterpret_cast<float*>(data_ + r * row_bytes_); }
   const float* f32(int64_t r) const { return reinterpret_cast<const float*>(data_ + r * row_bytes_); }
 
  private:
   uint64_t row_bytes_;
   std::vector<float> owned_;
+  std::unique_ptr<HugePageMemory> q4x8_;
   uint8_t* data_;
 };
 
@@ -60,7 +104,10 @@ int DefaultThreads(int requested) {
 }  // namespace
 
 CpuBackend::CpuBackend(const BackendOptions& options, const cpu::KernelTable* kernels)
-    : numerics_(options.numerics), kernels_(kernels), pool_(DefaultThreads(options.threads)) {}
+    : numerics_(options.numerics),
+      repack_(options.repack),
+      kernels_(kernels),
+      pool_(DefaultThreads(options.threads)) {}
 
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOptions& options) {
   ASSIGN_OR_RETURN(const cpu::KernelTable* kernels, cpu::SelectKernels(options.isa));
@@ -68,8 +115,9 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const BackendOpti
 }
 
 std::string CpuBackend::Describe() const {
-  return absl::StrCat("cpu: ", kernels_->isa, " kernels, ", pool_.size(), " threads, ",
-                      NumericsName(numerics_), " numerics");
+  const bool repacks = repack_ && kernels_->dot_q4_0x8_fast_rows != nullptr;
+  return absl::StrCat("cpu: ", kernels_->isa, " kernels", repacks ? " (q4_0 repacked)" : "", ", ",
+                      pool_.size(), " threads, ", NumericsName(numerics_), " numerics");
 }
 
 bool CpuBackend::SupportsWeightType(DType type) const { return Info(type).compute_supported; }
@@ -81,6 +129,25 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateWeight(DType type, int
         absl::StrCat("cpu backend does not support ", DTypeName(type), " weights"));
   }
   ASSIGN_OR_RETURN(uint64_t row_bytes, RowBytes(type, cols));
+  const int64_t nb = cols / kQK;
+  if (repack_ && type == DType::kQ4_0 && kernels_->dot_q4_0x8_fast_rows != nullptr &&
+      nb >= cpu::kQ4x8Blocks && rows > 0) {
+    // A repacked copy that the q4_0x8 kernels stream without shuffles.
+    std::unique_ptr<HugePageMemory> memory = HugePageMemory::Allocate(rows * row_bytes);
+    if (memory == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cpu backend: cannot allocate ", (rows * row_bytes) >> 20, " MiB for a q4_0 matrix"));
+    }
+    const auto* src = static_cast<const uint8_t*>(host);
+    uint8_t* dst = memory->data();
+    pool_.ParallelFor(rows, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        cpu::RepackQ4_0x8Row(reinterpret_cast<const BlockQ4_0*>(src + r * row_bytes), nb,
+                             dst + r * row_bytes);
+      }
+    }, row_bytes);
+    return std::unique_ptr<Buffer>(new CpuBuffer(rows, cols, row_bytes, std::move(memory)));
+  }
   return std::unique_ptr<Buffer>(new CpuBuffer(type, rows, cols, row_bytes, host));
 }
 
@@ -131,10 +198,15 @@ void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Bu
   act_q8_.resize(n * nb);
   const CpuBuffer& cx = Cpu(x);
   const cpu::KernelTable& k = *kernels_;
-  pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) k.quantize_act_q8(cx.f32(i), w.cols(), &act_q8_[i * nb]);
-  }, w.cols());
   const CpuBuffer& cw = Cpu(w);
+  const size_t x8_bytes = cw.q4x8() ? k.q4_0x8_act_bytes(nb) : 0;
+  act_q4x8_.resize(n * x8_bytes);
+  pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      k.quantize_act_q8(cx.f32(i), w.cols(), &act_q8_[i * nb]);
+      if (x8_bytes > 0) k.prepare_q4_0x8_act(&act_q8_[i * nb], nb, &act_q4x8_[i * x8_bytes]);
+    }
+  }, w.cols());
   CpuBuffer& co = Cpu(out);
   const bool q4 = w.dtype() == DType::kQ4_0;
   const bool exact = numerics_ == Numerics::kExact;
@@ -159,9 +231,16 @@ void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Bu
         for (int64_t i = 0; i < n; ++i) {
           const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
           float* o = co.f32(i) + r;
+          const void* x8 = x8_bytes > 0 ? &act_q4x8_[i * x8_bytes] : nullptr;
           if (exact) {
-            k.dot_q4_0_exact_rows(cw.row(r), stride, rows, xa, nb, iv);
+            if (x8 != nullptr) {
+              k.dot_q4_0x8_exact_rows(cw.row(r), stride, rows, x8, xa, nb, iv);
+            } else {
+              k.dot_q4_0_exact_rows(cw.row(r), stride, rows, xa, nb, iv);
+            }
             for (int j = 0; j < rows; ++j) o[j] = cpu::FromFixed(iv[j]);
+          } else if (x8 != nullptr) {
+            k.dot_q4_0x8_fast_rows(cw.row(r), stride, rows, x8, xa, nb, o);
           } else {
             k.dot_q4_0_fast_rows(cw.row(r), stride, rows, xa, nb, fv);
             for (int j = 0; j < rows; ++j) o[j] = fv[j];
@@ -247,9 +326,17 @@ absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n
   const CpuBuffer& cx = Cpu(x);
   const int64_t nb = cols / kQK;
   // Activations in kernel form, exactly as MatMul prepares them.
+  const CpuBuffer& cw = Cpu(w);
+  const size_t x8_bytes = cw.q4x8() ? k.q4_0x8_act_bytes(nb) : 0;
   if (quantized) {
     fixed_act_q8_.resize(n * nb);
-    for (int64_t i = 0; i < n; ++i) k.quantize_act_q8(cx.f32(i), cols, &fixed_act_q8_[i * nb]);
+    fixed_act_q4x8_.resize(n * x8_bytes);
+    for (int64_t i = 0; i < n; ++i) {
+      k.quantize_act_q8(cx.f32(i), cols, &fixed_act_q8_[i * nb]);
+      if (x8_bytes > 0) {
+        k.prepare_q4_0x8_act(&fixed_act_q8_[i * nb], nb, &fixed_act_q4x8_[i * x8_bytes]);
+      }
+    }
   } else {
     fixed_act_scaled_.resize(n * cols);
     for (int64_t i = 0; i < n; ++i) {
@@ -259,8 +346,30 @@ absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n
       }
     }
   }
-  const CpuBuffer& cw = Cpu(w);
   int64_t* o = out.data();
+  if (type == DType::kQ4_0) {
+    // Blocks of rows through the multi-row dots, as in MatMulQuantized.
+    constexpr int64_t kRowUnit = 8;
+    const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
+    pool_.ParallelFor(units, [&](int64_t unit_begin, int64_t unit_end) {
+      int64_t iv[kRowUnit];
+      for (int64_t r = unit_begin * kRowUnit; r < std::min(rows, unit_end * kRowUnit);
+           r += kRowUnit) {
+        const int block = static_cast<int>(std::min<int64_t>(kRowUnit, rows - r));
+        for (int64_t i = 0; i < n; ++i) {
+          const cpu::ActBlockQ8* xa = &fixed_act_q8_[i * nb];
+          if (x8_bytes > 0) {
+            k.dot_q4_0x8_exact_rows(cw.row(r), cw.row_bytes(), block,
+                                    &fixed_act_q4x8_[i * x8_bytes], xa, nb, iv);
+          } else {
+            k.dot_q4_0_exact_rows(cw.row(r), cw.row_bytes(), block, xa, nb, iv);
+          }
+          std::copy(iv, iv + block, o + i * rows + r);
+        }
+      }
+    }, kRowUnit * n * cols / 2);
+    return absl::OkStatus();
+  }
   pool_.ParallelFor(rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const void* wr = cw.row(r);
@@ -269,7 +378,6 @@ absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n
         const double* xs = quantized ? nullptr : &fixed_act_scaled_[i * cols];
         int64_t v;
         switch (type) {
-          case DType::kQ4_0: v = k.dot_q4_0_exact(static_cast<const BlockQ4_0*>(wr), xa, nb); break;
           case DType::kQ8_0: v = k.dot_q8_0_exact(static_cast<const BlockQ8_0*>(wr), xa, nb); break;
           case DType::kF32: v = k.dot_f32_exact(static_cast<const float*>(wr), xs, cols); break;
           case DType::kF16: v = k.dot_f16_exact(static_cast<const uint16_t*>(wr), xs, cols); break;
@@ -291,8 +399,14 @@ absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> to
       return absl::OutOfRangeError(absl::StrCat("token id ", tokens[i], " outside the vocabulary of ",
                                                 table.rows()));
     }
-    RETURN_IF_ERROR(DequantizeRow(table.dtype(), Cpu(table).row(tokens[i]), table.cols(),
-                                  Cpu(out).f32(i)));
+    const uint8_t* row = Cpu(table).row(tokens[i]);
+    std::vector<BlockQ4_0> plain;
+    if (Cpu(table).q4x8()) {
+      plain.resize(table.cols() / kQK);
+      cpu::UnpackQ4_0x8Row(row, plain.size(), plain.data());
+      row = reinterpret_cast<const uint8_t*>(plain.data());
+    }
+    RETURN_IF_ERROR(DequantizeRow(table.dtype(), row, table.cols(), Cpu(out).f32(i)));
   }
   return absl::OkStatus();
 }

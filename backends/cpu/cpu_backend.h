@@ -1,5 +1,7 @@
 // The "cpu" backend: host memory, a persistent thread pool, ops split across
-// output rows. Weights alias the caller's (memory-mapped) bytes; no copy.
+// output rows. Weights alias the caller's (memory-mapped) bytes, except q4_0
+// matrices on paths with q4_0x8 kernels (AVX-512): those are copied once,
+// repacked, into huge-page memory of the same size.
 // Results do not depend on the thread count: each output element is computed
 // by one thread in a fixed order.
 #ifndef SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_
@@ -53,13 +55,16 @@ class CpuBackend : public Backend {
   void MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
 
   const Numerics numerics_;
+  const bool repack_;  // q4_0 matrices into the q4_0x8 layout when the path has kernels for it
   const cpu::KernelTable* const kernels_;
   ThreadPool pool_;
   // Per-call scratch for the activations in kernel form (ops run one at a time).
   std::vector<cpu::ActBlockQ8> act_q8_;
+  std::vector<uint8_t> act_q4x8_;  // the q4_0x8 kernels' form of act_q8_
   std::vector<double> act_scaled_;
   // Scratch of MatMulFixed (kept apart from MatMul's).
   std::vector<cpu::ActBlockQ8> fixed_act_q8_;
+  std::vector<uint8_t> fixed_act_q4x8_;
   std::vector<double> fixed_act_scaled_;
 };
 

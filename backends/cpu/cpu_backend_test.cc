@@ -46,7 +46,8 @@ class MatMulTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatMulTest, MatchesDequantizedReference) {
   const DType type = GetParam();
-  const int64_t rows = 37, cols = 96;
+  // 9 blocks a row: a q4_0x8 group (AVX-512) and a plain tail block.
+  const int64_t rows = 37, cols = 288;
   const std::vector<float> wf = Random(rows * cols, 1);
   std::vector<uint8_t> wq(*RowBytes(type, rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
@@ -230,34 +231,36 @@ TEST(CpuBackendTest, ShapeMismatchIsAnError) {
 // totals of column slices (on block boundaries) add up to the whole row's.
 TEST_P(MatMulTest, FixedTotalsMatchMatMulAndSplitOverColumns) {
   const DType type = GetParam();
-  const int64_t rows = 19, cols = 128, n = 3, split = 64;
+  // 17 blocks, split 8 | 9: q4_0x8 groups with and without a tail.
+  const int64_t rows = 19, cols = 544, n = 3, split = 256;
   const std::vector<float> wf = Random(rows * cols, 21);
   const uint64_t row_bytes = *RowBytes(type, cols);
   std::vector<uint8_t> wq(rows * row_bytes);
   for (int64_t r = 0; r < rows; ++r) {
     ASSERT_TRUE(QuantizeRow(type, wf.data() + r * cols, cols, wq.data() + r * row_bytes).ok());
   }
-  // The two column halves as separate matrices.
-  const uint64_t half_bytes = *RowBytes(type, split);
-  std::vector<uint8_t> left(rows * half_bytes), right(rows * half_bytes);
+  // The two column parts (split and cols - split wide) as separate matrices.
+  const int64_t rest = cols - split;
+  const uint64_t left_bytes = *RowBytes(type, split), right_bytes = *RowBytes(type, rest);
+  std::vector<uint8_t> left(rows * left_bytes), right(rows * right_bytes);
   for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(&left[r * half_bytes], &wq[r * row_bytes], half_bytes);
-    std::memcpy(&right[r * half_bytes], &wq[r * row_bytes + half_bytes], half_bytes);
+    std::memcpy(&left[r * left_bytes], &wq[r * row_bytes], left_bytes);
+    std::memcpy(&right[r * right_bytes], &wq[r * row_bytes + left_bytes], right_bytes);
   }
   auto owned = CpuBackend::Create(BackendOptions{2}).value();
   CpuBackend& b = *owned;
   auto w = b.CreateWeight(type, rows, cols, wq.data()).value();
   auto wl = b.CreateWeight(type, rows, split, left.data()).value();
-  auto wr = b.CreateWeight(type, rows, split, right.data()).value();
+  auto wr = b.CreateWeight(type, rows, rest, right.data()).value();
   const std::vector<float> x = Random(n * cols, 22);
-  std::vector<float> xl(n * split), xr(n * split);
+  std::vector<float> xl(n * split), xr(n * rest);
   for (int64_t i = 0; i < n; ++i) {
     std::copy(&x[i * cols], &x[i * cols + split], &xl[i * split]);
-    std::copy(&x[i * cols + split], &x[(i + 1) * cols], &xr[i * split]);
+    std::copy(&x[i * cols + split], &x[(i + 1) * cols], &xr[i * rest]);
   }
   auto xb = Act(b, n, cols, x);
   auto xlb = Act(b, n, split, xl);
-  auto xrb = Act(b, n, split, xr);
+  auto xrb = Act(b, n, rest, xr);
   auto out = b.CreateActivation(n, rows).value();
   ASSERT_TRUE(b.MatMul(*w, *xb, n, out.get()).ok());
   const std::vector<float> y = ReadAll(b, *out);

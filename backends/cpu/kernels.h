@@ -96,7 +96,32 @@ struct KernelTable {
                               int64_t nb, int64_t* out);
   void (*dot_q4_0_fast_rows)(const void* w, size_t row_stride, int rows, const ActBlockQ8* x,
                              int64_t nb, float* out);
+
+  // Multi-row q4_0 dots over rows in the q4_0x8 layout (RepackQ4_0x8Row),
+  // or nullptr where the path has none (the backend then keeps rows plain).
+  // `act` holds PrepareQ4_0x8Act's form of x (q4_0x8_act_bytes(nb) bytes);
+  // x itself serves the plain tail blocks. Results as the plain rows
+  // entries give for the same rows (exact: bit for bit).
+  size_t (*q4_0x8_act_bytes)(int64_t nb);
+  void (*prepare_q4_0x8_act)(const ActBlockQ8* x, int64_t nb, void* act);
+  void (*dot_q4_0x8_exact_rows)(const void* w, size_t row_stride, int rows, const void* act,
+                                const ActBlockQ8* x, int64_t nb, int64_t* out);
+  void (*dot_q4_0x8_fast_rows)(const void* w, size_t row_stride, int rows, const void* act,
+                               const ActBlockQ8* x, int64_t nb, float* out);
 };
+
+// The q4_0x8 row layout: the same bytes as a plain row of nb q4_0 blocks,
+// reordered so that SIMD loads need no shuffles. Each whole group of 8
+// blocks (kQ4x8GroupBytes = 144 bytes) holds the 8 f16 scales, then the 8
+// blocks' 16 qs bytes in block order; the last nb % 8 blocks follow as
+// plain BlockQ4_0.
+inline constexpr int64_t kQ4x8Blocks = 8;
+inline constexpr int64_t kQ4x8GroupBytes = kQ4x8Blocks * sizeof(BlockQ4_0);
+// Writes the q4_0x8 form of the nb blocks at `src` to `dst` (nb * 18 bytes;
+// no overlap).
+void RepackQ4_0x8Row(const BlockQ4_0* src, int64_t nb, void* dst);
+// The inverse: the plain blocks of a q4_0x8 row.
+void UnpackQ4_0x8Row(const void* src, int64_t nb, BlockQ4_0* dst);
 
 // Multi-row entries of a path that loop over its single-row dots.
 template <int64_t (*kDot)(const BlockQ4_0*, const ActBlockQ8*, int64_t)>

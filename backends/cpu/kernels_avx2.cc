@@ -403,6 +403,7 @@ const KernelTable kAvx2Table = {
     "avx2",       QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
     DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
     LoopRowsExact<DotQ4_0Exact>, LoopRowsFast<DotQ4_0Fast>,
+    nullptr,      nullptr,       nullptr,      nullptr,  // no q4_0x8 kernels
 };
 
 }  // namespace

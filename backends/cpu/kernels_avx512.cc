@@ -599,6 +599,7 @@ const KernelTable kAvx512Table = {
     "avx512",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
     DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
     DotQ4_0ExactRows, DotQ4_0FastRows,
+    Q4x8ActBytes, PrepareQ4x8Act, DotQ4x8ExactRows, DotQ4x8FastRows,
 };
 
 }  // namespace

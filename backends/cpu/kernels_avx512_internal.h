@@ -39,7 +39,10 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
+
+#include "backends/cpu/kernels.h"
 
 namespace shardlm::cpu::avx512_internal {
 
@@ -65,6 +68,14 @@ int64_t DotBF16Exact(const uint16_t* w, const double* xs, int64_t n);
 float DotF32Fast(const float* w, const float* x, int64_t n);
 float DotF16Fast(const uint16_t* w, const float* x, int64_t n);
 float DotBF16Fast(const uint16_t* w, const float* x, int64_t n);
+
+// The q4_0x8 entries (kernels_avx512_q4x8.cc), referenced by the kernel table.
+size_t Q4x8ActBytes(int64_t nb);
+void PrepareQ4x8Act(const ActBlockQ8* x, int64_t nb, void* act);
+void DotQ4x8ExactRows(const void* w, size_t stride, int rows, const void* act,
+                      const ActBlockQ8* x, int64_t nb, int64_t* out);
+void DotQ4x8FastRows(const void* w, size_t stride, int rows, const void* act, const ActBlockQ8* x,
+                     int64_t nb, float* out);
 
 }  // namespace shardlm::cpu::avx512_internal
 

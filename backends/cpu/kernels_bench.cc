@@ -192,6 +192,47 @@ void BM_Q4Rows(benchmark::State& state, const KernelTable* k, bool exact, int64_
       static_cast<double>(state.iterations()) * m.rows * nb, benchmark::Counter::kIsRate);
 }
 
+// q4_0 rows in the q4_0x8 layout (paths that have its kernels), 16 rows a
+// call, the activation prepared once as the backend does per token.
+void BM_Q4x8Rows(benchmark::State& state, const KernelTable* k, bool exact, int64_t cols,
+                 int64_t bytes) {
+  const Matrix& plain = GetMatrix(WType::kQ4_0, cols, bytes);
+  const int64_t nb = cols / kQK;
+  std::vector<uint8_t> packed(plain.data.size());
+  for (int64_t r = 0; r < plain.rows; ++r) {
+    RepackQ4_0x8Row(static_cast<const BlockQ4_0*>(plain.row(r)), nb,
+                    packed.data() + r * plain.row_bytes);
+  }
+  uint64_t s = 12345;
+  std::vector<float> x(cols);
+  for (auto& v : x) v = RandUnit(s);
+  std::vector<ActBlockQ8> xq(nb);
+  k->quantize_act_q8(x.data(), cols, xq.data());
+  std::vector<uint8_t> act(k->q4_0x8_act_bytes(nb));
+  k->prepare_q4_0x8_act(xq.data(), nb, act.data());
+  constexpr int kRowBlock = 16;
+  int64_t iout[kRowBlock];
+  float fout[kRowBlock];
+  for (auto _ : state) {
+    int64_t isum = 0;
+    float fsum = 0;
+    for (int64_t r = 0; r < plain.rows; r += kRowBlock) {
+      const int rows = static_cast<int>(plain.rows - r < kRowBlock ? plain.rows - r : kRowBlock);
+      const uint8_t* w = packed.data() + r * plain.row_bytes;
+      if (exact) {
+        k->dot_q4_0x8_exact_rows(w, plain.row_bytes, rows, act.data(), xq.data(), nb, iout);
+        isum += iout[0];
+      } else {
+        k->dot_q4_0x8_fast_rows(w, plain.row_bytes, rows, act.data(), xq.data(), nb, fout);
+        fsum += fout[0];
+      }
+    }
+    benchmark::DoNotOptimize(isum);
+    benchmark::DoNotOptimize(fsum);
+  }
+  state.SetBytesProcessed(state.iterations() * plain.rows * plain.row_bytes);
+}
+
 void BM_QuantizeAct(benchmark::State& state, const KernelTable* k, int64_t n) {
   uint64_t s = 777;
   std::vector<float> x(n);
@@ -230,6 +271,18 @@ int RegisterAll() {
                 ->Unit(benchmark::kMicrosecond)
                 ->MinTime(0.2);
           }
+        }
+      }
+    }
+    for (bool exact : {true, false}) {
+      for (int64_t bytes : {kMatrixBytes, int64_t{256} << 10}) {
+        for (int64_t cols : {2048, 8192}) {
+          if (k->dot_q4_0x8_fast_rows == nullptr) continue;
+          const std::string name = isa + "/q4_0x8_rows/" + (exact ? "exact" : "fast") + "/" +
+                                   std::to_string(cols) + (bytes == kMatrixBytes ? "" : "/hot");
+          benchmark::RegisterBenchmark(name.c_str(), BM_Q4x8Rows, k, exact, cols, bytes)
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(0.2);
         }
       }
     }

@@ -59,6 +59,21 @@ int64_t ContractQuant(const QuantRow& w, const std::vector<ActBlockQ8>& x) {
   return static_cast<int64_t>(sum);
 }
 
+// How far two fast q4_0 dots of `row` may differ by float rounding order:
+// 1e-5 of the sum of the terms' magnitudes.
+float FastQ4Tolerance(const BlockQ4_0* row, const std::vector<ActBlockQ8>& x, int64_t nb) {
+  float mag = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    float t = 0.0f;
+    for (int i = 0; i < kQK / 2; ++i) {
+      t += std::fabs(static_cast<float>((row[b].qs[i] & 15) - 8) * x[b].qs[i]) +
+           std::fabs(static_cast<float>((row[b].qs[i] >> 4) - 8) * x[b].qs[i + 16]);
+    }
+    mag += t * std::fabs(F16ToF32(row[b].d) * x[b].d);
+  }
+  return 1e-5f * mag + 1e-30f;
+}
+
 // The multi-row q4_0 dots give each row's single-row result: exact bit for
 // bit (against the scalar path too), fast up to float rounding.
 TEST_P(KernelsTest, Q4MultiRowDotsMatchSingleRow) {
@@ -84,16 +99,59 @@ TEST_P(KernelsTest, Q4MultiRowDotsMatchSingleRow) {
           EXPECT_EQ(got[r], scalar().dot_q4_0_exact(row, x.data(), nb)) << "row " << r;
           if (huge || (rows > 2 && r == 1)) continue;
           const float want = k().dot_q4_0_fast(row, x.data(), nb);
-          float mag = 0.0f;  // sum of |terms|, bounding the rounding differences
-          for (int64_t b = 0; b < nb; ++b) {
-            float t = 0.0f;
-            for (int i = 0; i < kQK / 2; ++i) {
-              t += std::fabs(static_cast<float>((row[b].qs[i] & 15) - 8) * x[b].qs[i]) +
-                   std::fabs(static_cast<float>((row[b].qs[i] >> 4) - 8) * x[b].qs[i + 16]);
-            }
-            mag += t * std::fabs(F16ToF32(row[b].d) * x[b].d);
-          }
-          EXPECT_NEAR(gotf[r], want, 1e-5f * mag + 1e-30f) << "row " << r;
+          EXPECT_NEAR(gotf[r], want, FastQ4Tolerance(row, x, nb)) << "row " << r;
+        }
+      }
+    }
+  }
+}
+
+// The q4_0x8 layout round-trips, and the q4_0x8 multi-row dots of a path
+// that has them give what the plain rows give: exact bit for bit (against
+// the scalar path), fast up to float rounding. Block counts with and
+// without a plain tail (nb % 8), with an infinite scale in a group and in
+// a tail.
+TEST_P(KernelsTest, Q4x8MultiRowDotsMatchPlainRows) {
+  std::mt19937 rng(13);
+  for (int64_t nb : {1, 7, 8, 9, 15, 16, 24, 31, 64, 67, 256}) {
+    const QuantRow one = RandomQuantRow(rng, QType::kQ4_0, nb);
+    std::vector<uint8_t> packed(nb * sizeof(BlockQ4_0));
+    RepackQ4_0x8Row(one.q4.data(), nb, packed.data());
+    std::vector<BlockQ4_0> back(nb);
+    UnpackQ4_0x8Row(packed.data(), nb, back.data());
+    ASSERT_EQ(std::memcmp(back.data(), one.q4.data(), nb * sizeof(BlockQ4_0)), 0) << nb;
+  }
+  if (k().dot_q4_0x8_fast_rows == nullptr) {
+    EXPECT_EQ(k().dot_q4_0x8_exact_rows, nullptr);
+    GTEST_SKIP() << k().isa << " keeps q4_0 rows plain";
+  }
+  for (int64_t nb : {1, 7, 8, 9, 16, 17, 64, 71, 256}) {
+    for (int rows : {1, 2, 3, 4, 5, 8, 9}) {
+      SCOPED_TRACE(testing::Message() << "nb=" << nb << " rows=" << rows);
+      const QuantRow w = RandomQuantRow(rng, QType::kQ4_0, nb * rows);
+      std::vector<BlockQ4_0> wb = w.q4;
+      if (rows > 2) wb[nb + nb / 2].d = 0x7c00;  // an infinite scale in row 1
+      if (rows > 3) wb[2 * nb + nb - 1].d = 0xfc00;  // -inf in row 2's last block
+      const size_t stride = nb * sizeof(BlockQ4_0);
+      std::vector<uint8_t> packed(rows * stride);
+      for (int r = 0; r < rows; ++r) {
+        RepackQ4_0x8Row(wb.data() + r * nb, nb, packed.data() + r * stride);
+      }
+      for (bool huge : {false, true}) {
+        const std::vector<ActBlockQ8> x = RandomActs(rng, nb, huge);
+        std::vector<uint8_t> act(k().q4_0x8_act_bytes(nb) + 1);
+        k().prepare_q4_0x8_act(x.data(), nb, act.data());
+        std::vector<int64_t> got(rows), want(rows);
+        std::vector<float> gotf(rows), wantf(rows);
+        k().dot_q4_0x8_exact_rows(packed.data(), stride, rows, act.data(), x.data(), nb, got.data());
+        k().dot_q4_0x8_fast_rows(packed.data(), stride, rows, act.data(), x.data(), nb, gotf.data());
+        scalar().dot_q4_0_exact_rows(wb.data(), stride, rows, x.data(), nb, want.data());
+        k().dot_q4_0_fast_rows(wb.data(), stride, rows, x.data(), nb, wantf.data());
+        for (int r = 0; r < rows; ++r) {
+          EXPECT_EQ(got[r], want[r]) << "row " << r;
+          if (huge || (rows > 2 && r == 1) || (rows > 3 && r == 2)) continue;
+          EXPECT_NEAR(gotf[r], wantf[r], FastQ4Tolerance(wb.data() + r * nb, x, nb))
+              << "row " << r;
         }
       }
     }

@@ -3,6 +3,7 @@
 // the exact dots and quantize_act_q8 of this file bit for bit.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "backends/cpu/kernels.h"
 #include "core/dtype.h"
@@ -156,10 +157,35 @@ const KernelTable kScalarTable = {
     "scalar",     QuantizeActQ8, DotQ4_0Exact, DotQ8_0Exact, DotF32Exact, DotF16Exact,
     DotBF16Exact, DotQ4_0Fast,   DotQ8_0Fast,  DotF32Fast,   DotF16Fast,  DotBF16Fast,
     LoopRowsExact<DotQ4_0Exact>, LoopRowsFast<DotQ4_0Fast>,
+    nullptr,      nullptr,       nullptr,      nullptr,  // no q4_0x8 kernels
 };
 
 }  // namespace
 
 const KernelTable* ScalarKernels() { return &kScalarTable; }
+
+void RepackQ4_0x8Row(const BlockQ4_0* src, int64_t nb, void* dst) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  int64_t b = 0;
+  for (; b + kQ4x8Blocks <= nb; b += kQ4x8Blocks, out += kQ4x8GroupBytes) {
+    for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
+      std::memcpy(out + 2 * k, &src[b + k].d, 2);
+      std::memcpy(out + 2 * kQ4x8Blocks + 16 * k, src[b + k].qs, 16);
+    }
+  }
+  std::memcpy(out, src + b, (nb - b) * sizeof(BlockQ4_0));
+}
+
+void UnpackQ4_0x8Row(const void* src, int64_t nb, BlockQ4_0* dst) {
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  int64_t b = 0;
+  for (; b + kQ4x8Blocks <= nb; b += kQ4x8Blocks, in += kQ4x8GroupBytes) {
+    for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
+      std::memcpy(&dst[b + k].d, in + 2 * k, 2);
+      std::memcpy(dst[b + k].qs, in + 2 * kQ4x8Blocks + 16 * k, 16);
+    }
+  }
+  std::memcpy(dst + b, in, (nb - b) * sizeof(BlockQ4_0));
+}
 
 }  // namespace shardlm::cpu
