@@ -15,6 +15,14 @@
 //    magnitude, so the int16 packing never saturates and the sums are exact;
 //  - the 16 half-block sums are rounded with fma(s, scale, 0x1.8p52) and
 //    accumulated as raw bits, exactly as the plain-layout kernels do.
+
+// GCC 12 reports its own _mm*_undefined_*() self-initialisations, inlined
+// into the 512 <-> 256-bit casts and extracts, as (maybe-)uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <immintrin.h>
 
 #include <cstdint>
