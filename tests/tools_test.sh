@@ -71,7 +71,7 @@ done
 
 # --- bench ---
 "$BIN" bench --model "$T/tiny_f32.gguf" --json --prompt-tokens 16 --decode-tokens 8 --threads 2 \
-  >"$T/bench.json" 2>"$T/err"; rc=$?
+  --rounds 3 >"$T/bench.json" 2>"$T/err"; rc=$?
 if [ "$rc" -eq 0 ] && python3 - "$T/bench.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
@@ -84,6 +84,13 @@ for key in ("model", "backend", "prefill_tokens_per_s", "decode_tokens_per_s", "
 assert r["decode_tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0
 assert r["measured_bandwidth_gb_per_s"] > 0 and r["bandwidth_fraction"] > 0
 assert r["prompt_tokens"] == 16 and r["decode_tokens"] == 8
+# --rounds 3: three decode rounds, each paired with a bandwidth reading; the
+# fraction is the median of the rounds' ratios.
+probes, fractions = r["round_measured_gb_per_s"], r["round_fractions"]
+assert len(probes) == 3 and len(fractions) == 3, (probes, fractions)
+assert all(p > 0 for p in probes) and all(f > 0 for f in fractions)
+assert abs(r["bandwidth_fraction"] - sorted(fractions)[1]) < 1e-4 * r["bandwidth_fraction"]
+assert abs(r["measured_bandwidth_gb_per_s"] - sorted(probes)[1]) < 1e-4 * sorted(probes)[1]
 # tiny: every tensor but the embedding table (512 x 64 f32) plus one row of it.
 assert abs(r["weight_mb_per_token"] - 0.525824) < 1e-6, r["weight_mb_per_token"]
 PY
@@ -123,6 +130,7 @@ expect_error "quantize missing input" "no/such.gguf" -- "$BIN" quantize "$T/no/s
   || fail "failed quantize left a file"
 expect_error "bench missing model" "no/such.gguf" -- "$BIN" bench --model "$T/no/such.gguf"
 expect_error "bench --decode-tokens 0" "--decode-tokens" -- "$BIN" bench --model "$T/tiny_f32.gguf" --decode-tokens 0
+expect_error "bench --rounds 0" "--rounds" -- "$BIN" bench --model "$T/tiny_f32.gguf" --rounds 0
 expect_error "bench beyond the context" "context" -- \
   "$BIN" bench --model "$T/tiny_f32.gguf" --prompt-tokens 250 --decode-tokens 10
 "$BIN" quantize --help >"$T/out" 2>&1 && grep -q -- "--type" "$T/out" && pass "quantize --help" \

@@ -5,9 +5,9 @@
 // runs to the memory-bound ceiling.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <thread>
-#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -36,6 +36,10 @@ DEFINE_int64(prompt_tokens, 64, "Prompt tokens, prefilled in one batched Forward
 DEFINE_int64(decode_tokens, 32, "Tokens then decoded one at a time (greedy)");
 DEFINE_int64(warmup, 2, "Untimed single-token steps run first (pages in the weights)");
 DEFINE_bool(json, false, "Print one JSON object instead of a table");
+DEFINE_int32(rounds, 4,
+             "Host memory: decode is timed in this many rounds with the read bandwidth measured "
+             "before each, and the fraction of bandwidth is the median of the rounds' ratios "
+             "(a shared host's bandwidth drifts; paired, both figures see the same machine)");
 
 namespace shardlm::cli {
 namespace {
@@ -55,6 +59,10 @@ struct BenchResult {
   double effective_gb_per_s = 0;   // 1e9 bytes
   double measured_gb_per_s = 0;
   double bandwidth_fraction = 0;
+  // Host memory: per decode round, the bandwidth read just before it and
+  // the round's effective GB/s over it (empty for a GPU).
+  std::vector<double> round_measured_gb_per_s;
+  std::vector<double> round_fractions;
   // What measured_gb_per_s measured: "" (host memory) or the GPU, with its
   // peak (--backend cuda).
   std::string bandwidth_device;
@@ -91,6 +99,7 @@ absl::Status CheckFlags() {
   if (FLAGS_prompt_tokens < 1) return absl::InvalidArgumentError("--prompt-tokens must be >= 1");
   if (FLAGS_decode_tokens < 1) return absl::InvalidArgumentError("--decode-tokens must be >= 1");
   if (FLAGS_warmup < 0) return absl::InvalidArgumentError("--warmup must be >= 0");
+  if (FLAGS_rounds < 1) return absl::InvalidArgumentError("--rounds must be >= 1");
   return absl::OkStatus();
 }
 
@@ -103,8 +112,18 @@ struct Stepper {
   std::function<absl::Status()> checkpoint = [] { return absl::OkStatus(); };
 };
 
-// Runs warmup, the timed prefill and the timed decode steps.
-absl::Status TimeSteps(const Stepper& step, int64_t vocab, BenchResult* r) {
+// The median of `v` (not empty; the mean of the middle two for even sizes).
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 == 1 ? v[h] : (v[h - 1] + v[h]) / 2;
+}
+
+// Runs warmup, the timed prefill and the timed decode steps. With a `probe`
+// (host memory), the decode runs in --rounds rounds, each preceded by a
+// bandwidth reading; `bytes_per_token` gives each round's effective rate.
+absl::Status TimeSteps(const Stepper& step, int64_t vocab, uint64_t bytes_per_token,
+                       ReadBandwidthProbe* probe, BenchResult* r) {
   std::mt19937_64 rng(kPromptSeed);
   std::vector<int32_t> prompt(r->prompt_tokens);
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
@@ -118,21 +137,36 @@ absl::Status TimeSteps(const Stepper& step, int64_t vocab, BenchResult* r) {
   ASSIGN_OR_RETURN(int32_t next, step.forward(prompt));
   const absl::Time prefill_end = clock.Now();
   RETURN_IF_ERROR(step.checkpoint());
-  const absl::Time decode_start = clock.Now();
-  for (int64_t i = 0; i < r->decode_tokens; ++i) {
-    ASSIGN_OR_RETURN(next, step.forward({next}));
+  const int64_t rounds = probe == nullptr ? 1 : std::min<int64_t>(FLAGS_rounds, r->decode_tokens);
+  double decode_s = 0;
+  for (int64_t round = 0; round < rounds; ++round) {
+    const int64_t tokens = r->decode_tokens * (round + 1) / rounds - r->decode_tokens * round / rounds;
+    double measured = 0;
+    if (probe != nullptr) {
+      constexpr int kPassesPerRound = 2;
+      ASSIGN_OR_RETURN(measured, probe->Measure(kPassesPerRound));
+    }
+    const absl::Time start = clock.Now();
+    for (int64_t i = 0; i < tokens; ++i) {
+      ASSIGN_OR_RETURN(next, step.forward({next}));
+    }
+    const double seconds = std::max(absl::ToDoubleSeconds(clock.Now() - start), 1e-9);
+    decode_s += seconds;
+    if (probe != nullptr) {
+      r->round_measured_gb_per_s.push_back(measured);
+      r->round_fractions.push_back(bytes_per_token * tokens / seconds / 1e9 / measured);
+    }
   }
-  const absl::Time end = clock.Now();
   RETURN_IF_ERROR(step.checkpoint());
   const double prefill_s = absl::ToDoubleSeconds(prefill_end - prefill_start);
-  const double decode_s = absl::ToDoubleSeconds(end - decode_start);
   r->prefill_tokens_per_s = r->prompt_tokens / std::max(prefill_s, 1e-9);
   r->decode_tokens_per_s = r->decode_tokens / std::max(decode_s, 1e-9);
   r->ms_per_token = decode_s * 1e3 / r->decode_tokens;
   return absl::OkStatus();
 }
 
-absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, BenchResult* r) {
+absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, uint64_t bytes_per_token,
+                            ReadBandwidthProbe* probe, BenchResult* r) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(BackendNameFromFlags(), backend_options));
@@ -152,12 +186,13 @@ absl::Status TimeSingleNode(const GgufFile& file, int64_t needed, BenchResult* r
     engine->Reset();
     return absl::OkStatus();
   };
-  return TimeSteps(step, engine->config().vocab_size, r);
+  return TimeSteps(step, engine->config().vocab_size, bytes_per_token, probe, r);
 }
 
 // The cluster of --nodes/--transport/--workers; records every node's
 // traffic per decode token.
-absl::Status TimeCluster(std::shared_ptr<const GgufFile> file, const std::vector<int>& shares, int64_t needed,
+absl::Status TimeCluster(std::shared_ptr<const GgufFile> file, const std::vector<int>& shares,
+                         int64_t needed, uint64_t bytes_per_token, ReadBandwidthProbe* probe,
                          ClusterProcess* process, BenchResult* r) {
   ASSIGN_OR_RETURN(const BackendOptions backend_options, BackendOptionsFromFlags());
   RealClock clock;
@@ -180,7 +215,8 @@ absl::Status TimeCluster(std::shared_ptr<const GgufFile> file, const std::vector
     checkpoints.push_back(std::move(t));
     return absl::OkStatus();
   };
-  const absl::Status timed = TimeSteps(step, root->engine()->config().vocab_size, r);
+  const absl::Status timed =
+      TimeSteps(step, root->engine()->config().vocab_size, bytes_per_token, probe, r);
   const absl::Status stopped = cluster->Stop();
   RETURN_IF_ERROR(timed);
   RETURN_IF_ERROR(stopped);
@@ -212,28 +248,36 @@ absl::StatusOr<BenchResult> Bench(ClusterProcess* process) {
   }
   ASSIGN_OR_RETURN(const uint64_t bytes_per_token, WeightBytesPerToken(*file));
   ASSIGN_OR_RETURN(const std::vector<int> shares, ClusterSharesFromFlags(*process));
+  const bool gpu = BackendNameFromFlags() == "cuda";
+  std::unique_ptr<ReadBandwidthProbe> probe;
+  if (!gpu) {
+    // Host memory: read between the decode rounds with the backend's threads.
+    ASSIGN_OR_RETURN(const BackendOptions o, BackendOptionsFromFlags());
+    ASSIGN_OR_RETURN(probe, ReadBandwidthProbe::Create(o.threads));
+  }
   if (shares.size() > 1) {
-    RETURN_IF_ERROR(TimeCluster(file, shares, needed, process, &r));
+    RETURN_IF_ERROR(TimeCluster(file, shares, needed, bytes_per_token, probe.get(), process, &r));
   } else {
-    RETURN_IF_ERROR(TimeSingleNode(*file, needed, &r));
+    RETURN_IF_ERROR(TimeSingleNode(*file, needed, bytes_per_token, probe.get(), &r));
   }
   if (r.threads <= 0) {
     ASSIGN_OR_RETURN(const BackendOptions o, BackendOptionsFromFlags());
     r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   }
 
-  if (BackendNameFromFlags() == "cuda") {
+  r.weight_mb_per_token = bytes_per_token / 1e6;
+  r.effective_gb_per_s = bytes_per_token * r.decode_tokens_per_s / 1e9;
+  if (gpu) {
     // Decoding reads the weights from GPU memory: set it against that.
     ASSIGN_OR_RETURN(const BackendOptions o, BackendOptionsFromFlags());
     ASSIGN_OR_RETURN(const cuda::DeviceBandwidth bw, cuda::MeasureDeviceBandwidth(o.device));
     r.measured_gb_per_s = bw.measured_gb_per_s;
     r.bandwidth_device = absl::StrFormat("%s, peak %.0f GB/s", bw.device, bw.peak_gb_per_s);
+    r.bandwidth_fraction = r.effective_gb_per_s / r.measured_gb_per_s;
   } else {
-    ASSIGN_OR_RETURN(r.measured_gb_per_s, MeasureReadBandwidth(r.threads));
+    r.measured_gb_per_s = Median(r.round_measured_gb_per_s);
+    r.bandwidth_fraction = Median(r.round_fractions);
   }
-  r.weight_mb_per_token = bytes_per_token / 1e6;
-  r.effective_gb_per_s = bytes_per_token * r.decode_tokens_per_s / 1e9;
-  r.bandwidth_fraction = r.effective_gb_per_s / r.measured_gb_per_s;
   return r;
 }
 
@@ -250,11 +294,22 @@ void PrintTable(const BenchResult& r) {
   row("ms/token", absl::StrFormat("%.3f", r.ms_per_token));
   row("weight MB/token", absl::StrFormat("%.3f", r.weight_mb_per_token));
   row("effective GB/s", absl::StrFormat("%.3f", r.effective_gb_per_s));
-  row("measured GB/s",
-      r.bandwidth_device.empty()
-          ? absl::StrFormat("%.2f (%d threads)", r.measured_gb_per_s, r.threads)
-          : absl::StrFormat("%.2f (%s)", r.measured_gb_per_s, r.bandwidth_device));
-  row("fraction of bandwidth", absl::StrFormat("%.1f%%", 100 * r.bandwidth_fraction));
+  if (r.bandwidth_device.empty()) {
+    const auto [lo, hi] = std::minmax_element(r.round_measured_gb_per_s.begin(),
+                                              r.round_measured_gb_per_s.end());
+    row("measured GB/s",
+        absl::StrFormat("%.2f (%d threads; median of %d readings between decode rounds, %.2f-%.2f)",
+                        r.measured_gb_per_s, r.threads, r.round_measured_gb_per_s.size(), *lo,
+                        *hi));
+    row("fraction of bandwidth",
+        absl::StrFormat("%.1f%% (median of the rounds' ratios; whole decode over median "
+                        "reading %.1f%%)",
+                        100 * r.bandwidth_fraction,
+                        100 * r.effective_gb_per_s / r.measured_gb_per_s));
+  } else {
+    row("measured GB/s", absl::StrFormat("%.2f (%s)", r.measured_gb_per_s, r.bandwidth_device));
+    row("fraction of bandwidth", absl::StrFormat("%.1f%%", 100 * r.bandwidth_fraction));
+  }
   if (r.traffic.empty()) return;
   std::printf("per decode token:\n  node  compute ms  sync ms  sent bytes  received bytes\n");
   for (size_t i = 0; i < r.traffic.size(); ++i) {
@@ -283,6 +338,12 @@ std::string JsonNumber(double v) {
   return std::isfinite(v) ? absl::StrFormat("%.6g", v) : "null";
 }
 
+std::string JsonNumbers(const std::vector<double>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? ", " : "", JsonNumber(v[i]));
+  return out + "]";
+}
+
 std::string TrafficJson(const BenchResult& r) {
   std::string out;
   for (size_t i = 0; i < r.traffic.size(); ++i) {
@@ -300,14 +361,16 @@ void PrintJson(const BenchResult& r) {
       "{\"model\": %s, \"backend\": %s, \"threads\": %d, \"prompt_tokens\": %lld, "
       "\"decode_tokens\": %lld, \"prefill_tokens_per_s\": %s, \"decode_tokens_per_s\": %s, "
       "\"ms_per_token\": %s, \"weight_mb_per_token\": %s, \"effective_gb_per_s\": %s, "
-      "\"measured_bandwidth_gb_per_s\": %s, \"bandwidth_fraction\": %s, \"nodes\": %d, "
+      "\"measured_bandwidth_gb_per_s\": %s, \"bandwidth_fraction\": %s, "
+      "\"round_measured_gb_per_s\": %s, \"round_fractions\": %s, \"nodes\": %d, "
       "\"traffic_per_decode_token\": [%s]}\n",
       JsonString(r.model).c_str(), JsonString(r.backend).c_str(), r.threads,
       static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.decode_tokens),
       JsonNumber(r.prefill_tokens_per_s).c_str(), JsonNumber(r.decode_tokens_per_s).c_str(),
       JsonNumber(r.ms_per_token).c_str(), JsonNumber(r.weight_mb_per_token).c_str(),
       JsonNumber(r.effective_gb_per_s).c_str(), JsonNumber(r.measured_gb_per_s).c_str(),
-      JsonNumber(r.bandwidth_fraction).c_str(), r.nodes, TrafficJson(r).c_str());
+      JsonNumber(r.bandwidth_fraction).c_str(), JsonNumbers(r.round_measured_gb_per_s).c_str(),
+      JsonNumbers(r.round_fractions).c_str(), r.nodes, TrafficJson(r).c_str());
 }
 
 }  // namespace

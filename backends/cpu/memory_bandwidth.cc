@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace shardlm {
 namespace {
@@ -19,10 +20,6 @@ namespace {
 constexpr size_t kLine = 64;     // bytes per 256-bit x2 step and alignment
 constexpr int kPasses = 4;       // best of
 constexpr uint8_t kFill = 0x01;  // every byte of the buffer
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
 
 // Sum of `words` 64-bit words, two 256-bit loads per step.
 __attribute__((target("avx2"))) uint64_t SumAvx2(const uint64_t* p, size_t words) {
@@ -71,7 +68,8 @@ double ReadPass(SumFn sum_fn, const uint64_t* base, size_t words, int threads, u
 
 }  // namespace
 
-absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes) {
+absl::StatusOr<std::unique_ptr<ReadBandwidthProbe>> ReadBandwidthProbe::Create(int threads,
+                                                                              size_t bytes) {
   if (threads < 0) return absl::InvalidArgumentError("bandwidth test: threads must be >= 0");
   if (bytes < (size_t{1} << 20)) {
     return absl::InvalidArgumentError(
@@ -81,32 +79,47 @@ absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes) {
   // Each thread's slice is a whole number of 64-byte steps.
   const size_t step = kLine * threads;
   bytes = bytes / step * step;
-  std::unique_ptr<void, FreeDeleter> buffer(std::aligned_alloc(kLine, bytes));
+  void* buffer = std::aligned_alloc(kLine, bytes);
   if (buffer == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "bandwidth test: cannot allocate ", bytes >> 20, " MiB"));
   }
-  auto* bytes_ptr = static_cast<uint8_t*>(buffer.get());
+  auto* bytes_ptr = static_cast<uint8_t*>(buffer);
   const size_t slice = bytes / threads;
   // Each thread touches the slice it will read (first-touch page placement).
   Parallel(threads, [&](int t) { std::memset(bytes_ptr + t * slice, kFill, slice); });
+  return std::unique_ptr<ReadBandwidthProbe>(new ReadBandwidthProbe(threads, bytes, buffer));
+}
 
+ReadBandwidthProbe::ReadBandwidthProbe(int threads, size_t bytes, void* buffer)
+    : threads_(threads), bytes_(bytes), buffer_(buffer) {}
+
+ReadBandwidthProbe::~ReadBandwidthProbe() { std::free(buffer_); }
+
+absl::StatusOr<double> ReadBandwidthProbe::Measure(int passes) {
+  if (passes < 1) return absl::InvalidArgumentError("bandwidth test: passes must be >= 1");
   const SumFn sum_fn = __builtin_cpu_supports("avx2") ? &SumAvx2 : &SumScalar;
-  const size_t words = bytes / sizeof(uint64_t);
+  const size_t words = bytes_ / sizeof(uint64_t);
   uint64_t expected = 0;  // every word holds kFill in each byte
   std::memset(&expected, kFill, sizeof(expected));
   expected *= words;
   double best = 0;
-  for (int pass = 0; pass < kPasses; ++pass) {
+  for (int pass = 0; pass < passes; ++pass) {
     uint64_t sum = 0;
     const double seconds =
-        ReadPass(sum_fn, static_cast<const uint64_t*>(buffer.get()), words, threads, &sum);
+        ReadPass(sum_fn, static_cast<const uint64_t*>(buffer_), words, threads_, &sum);
     if (sum != expected) {
       return absl::InternalError("bandwidth test: the buffer read back wrong (memory error?)");
     }
-    if (seconds > 0) best = std::max(best, static_cast<double>(bytes) / seconds / 1e9);
+    if (seconds > 0) best = std::max(best, static_cast<double>(bytes_) / seconds / 1e9);
   }
   return best;
+}
+
+absl::StatusOr<double> MeasureReadBandwidth(int threads, size_t bytes) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ReadBandwidthProbe> probe,
+                   ReadBandwidthProbe::Create(threads, bytes));
+  return probe->Measure(kPasses);
 }
 
 }  // namespace shardlm
