@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/sha256.h"
 #include "core/status_macros.h"
+#include "sim/calibrate_util.h"
 
 namespace shardlm::sim {
 namespace {
@@ -29,50 +30,6 @@ constexpr int64_t kAttentionPosition = 1023;
 constexpr int64_t kAttentionHeads = 8;
 constexpr int64_t kHeadDim = 128;
 
-void Say(const CalibrateOptions& o, const std::string& line) {
-  if (o.progress) o.progress(line);
-}
-
-// Runs `op` until min_seconds have passed; the mean seconds per call.
-absl::StatusOr<double> TimeOp(const CalibrateOptions& o, const std::function<absl::Status()>& op) {
-  RETURN_IF_ERROR(op());  // warm-up
-  int64_t calls = 0;
-  const absl::Time start = o.clock->Now();
-  absl::Duration elapsed;
-  do {
-    RETURN_IF_ERROR(op());
-    ++calls;
-    elapsed = o.clock->Now() - start;
-  } while (absl::ToDoubleSeconds(elapsed) < o.min_seconds);
-  return absl::ToDoubleSeconds(elapsed) / static_cast<double>(calls);
-}
-
-// Weight bytes of `rows` x kCols in `type` with valid values: random
-// quants, unit scales.
-absl::StatusOr<std::vector<uint8_t>> WeightBytes(DType type, int64_t rows) {
-  ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
-  std::vector<uint8_t> bytes(row * rows);
-  std::mt19937_64 rng(7);
-  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
-    const uint64_t v = rng();
-    std::memcpy(&bytes[i], &v, 8);
-  }
-  const uint16_t one = F32ToF16(0.01f);
-  size_t block = 0;
-  if (type == DType::kQ8_0) block = sizeof(BlockQ8_0);
-  if (type == DType::kQ4_0) block = sizeof(BlockQ4_0);
-  if (block > 0) {
-    for (size_t i = 0; i + block <= bytes.size(); i += block) std::memcpy(&bytes[i], &one, 2);
-  } else if (type == DType::kF16 || type == DType::kBF16) {
-    const uint16_t h = type == DType::kF16 ? one : F32ToBF16(0.01f);
-    for (size_t i = 0; i + 2 <= bytes.size(); i += 2) std::memcpy(&bytes[i], &h, 2);
-  } else {
-    const float f = 0.01f;
-    for (size_t i = 0; i + 4 <= bytes.size(); i += 4) std::memcpy(&bytes[i], &f, 4);
-  }
-  return bytes;
-}
-
 // Aggregate weight bytes (x tokens) per second of `threads` kernels (one
 // thread each, own matrix, `batch` tokens) running at once: what one host
 // gives the nodes it runs. Decode matrices are kDecodeBytes, prefill ones
@@ -82,7 +39,7 @@ absl::StatusOr<double> MeasureConcurrent(const CalibrateOptions& o, DType type, 
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
   const int64_t rows = batch == 1 ? std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row))
                                   : kPrefillRows;
-  ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, WeightBytes(type, rows));
+  ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, WeightBytes(type, rows, kCols));
   std::vector<std::unique_ptr<CpuBackend>> backends;
   std::vector<std::vector<uint8_t>> copies(threads, bytes);
   std::vector<std::unique_ptr<Buffer>> w, x, out;
@@ -97,26 +54,14 @@ absl::StatusOr<double> MeasureConcurrent(const CalibrateOptions& o, DType type, 
     RETURN_IF_ERROR(b->MatMul(*w[t], *x[t], batch, out[t].get()));  // pages in
     backends.push_back(std::move(b));
   }
-  std::vector<int64_t> calls(threads, 0);
-  std::vector<absl::Status> status(threads);
-  const absl::Time start = o.clock->Now();
-  const absl::Time end = start + absl::Seconds(o.min_seconds);
-  std::vector<std::thread> pool;
+  std::vector<std::function<absl::Status()>> ops;
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      while (status[t].ok() && o.clock->Now() < end) {
-        status[t] = backends[t]->MatMul(*w[t], *x[t], batch, out[t].get());
-        ++calls[t];
-      }
-    });
+    ops.push_back([&, t] { return backends[t]->MatMul(*w[t], *x[t], batch, out[t].get()); });
   }
-  for (std::thread& th : pool) th.join();
-  const double seconds = absl::ToDoubleSeconds(o.clock->Now() - start);
+  double seconds = 0;
+  ASSIGN_OR_RETURN(const std::vector<int64_t> calls, RunConcurrently(o, ops, &seconds));
   int64_t total = 0;
-  for (int t = 0; t < threads; ++t) {
-    RETURN_IF_ERROR(status[t]);
-    total += calls[t];
-  }
+  for (const int64_t c : calls) total += c;
   return static_cast<double>(total) * static_cast<double>(row * rows * batch) / seconds / 1e9;
 }
 
@@ -136,7 +81,7 @@ absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* bac
                                          DType type, int cores) {
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
   const int64_t rows = std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row));
-  ASSIGN_OR_RETURN(const std::vector<uint8_t> big, WeightBytes(type, rows));
+  ASSIGN_OR_RETURN(const std::vector<uint8_t> big, WeightBytes(type, rows, kCols));
   ASSIGN_OR_RETURN(auto w, backend->CreateWeight(type, rows, kCols, big.data()));
   ASSIGN_OR_RETURN(auto x, backend->CreateActivation(kPrefillBatch, kCols));
   std::vector<float> ones(kCols * kPrefillBatch, 0.5f);
@@ -157,10 +102,11 @@ absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* bac
   ASSIGN_OR_RETURN(const double host_prefill, MedianConcurrent(o, type, cores, kPrefillBatch));
   rate.set_host_decode_gbps(host_decode);
   rate.set_host_prefill_gbps(host_prefill);
-  Say(o, absl::StrFormat("matmul %-5s decode %.2f GB/s, prefill %.2f GB/s (one thread); "
-                         "%d at once: %.2f, %.2f GB/s",
+  Say(o, absl::StrFormat("matmul %-5s decode %.2f GB/s (one matrix), prefill %.2f GB/s (one "
+                         "thread); %d at once: %.2f, %.2f GB/s",
                          rate.type(), rate.decode_gbps(), rate.prefill_gbps(), cores, host_decode,
                          host_prefill));
+  RETURN_IF_ERROR(CalibrateDecode(o, type, cores, &rate));
   return rate;
 }
 
@@ -245,9 +191,10 @@ absl::StatusOr<CostModel> Calibrate(const CalibrateOptions& options) {
   if (options.clock == nullptr) return absl::InvalidArgumentError("calibrate: no clock");
   CostModel model;
   RETURN_IF_ERROR(CalibrateCompute(options, &model));
-  double wakeup_us = 0;
-  RETURN_IF_ERROR(CalibrateLink(options, model.mutable_link(), &wakeup_us));
+  double wakeup_us = 0, busy_collective_us = 0;
+  RETURN_IF_ERROR(CalibrateLink(options, model.mutable_link(), &wakeup_us, &busy_collective_us));
   model.set_oversubscribed_wakeup_us(wakeup_us);
+  model.set_busy_collective_us(busy_collective_us);
   return model;
 }
 

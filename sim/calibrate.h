@@ -30,9 +30,11 @@ absl::Status CalibrateCompute(const CalibrateOptions& options, CostModel* model)
 
 // Measures loopback TCP between two ranks of the real TcpTransport:
 // ping-pong latency, per-message cost of a stream of small messages, bulk
-// bandwidth, and (`wakeup_us`) the extra delay per hop while busy threads
-// occupy every core.
-absl::Status CalibrateLink(const CalibrateOptions& options, LinkCost* link, double* wakeup_us);
+// bandwidth, (`wakeup_us`) the extra delay per hop while busy threads
+// occupy every core, and (`busy_collective_us`) the extra delay per collective
+// between two nodes that compute between their exchanges.
+absl::Status CalibrateLink(const CalibrateOptions& options, LinkCost* link, double* wakeup_us,
+                           double* busy_collective_us);
 
 // Both.
 absl::StatusOr<CostModel> Calibrate(const CalibrateOptions& options);

@@ -2,7 +2,7 @@
 // a loopback connection, rank 1 served by a thread of its own (as a worker
 // process would be by its own core).
 #include <algorithm>
-#include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
 #include "sim/calibrate.h"
+#include "sim/calibrate_util.h"
 #include "transport/tcp/connection.h"
 #include "transport/tcp/socket.h"
 #include "transport/tcp/tcp_transport.h"
@@ -20,7 +21,6 @@ namespace {
 
 constexpr uint32_t kTag = 7;
 constexpr int kPingPongs = 2000;
-constexpr int kBusyPingPongs = 300;
 constexpr int kStreamMessages = 20000;
 constexpr size_t kSmallBytes = 2176;  // a q8_0 all-reduce of a 2048-wide vector
 constexpr size_t kBulkMessage = 4 << 20;
@@ -97,28 +97,125 @@ absl::StatusOr<double> Measure(Clock* clock, bool ping, int count, size_t bytes)
   return result;
 }
 
-// Round trips while one busy thread per core competes with the two ranks.
-absl::StatusOr<double> BusyRoundTrip(Clock* clock) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> spinners;
-  for (int i = 0; i < cores; ++i) {
-    spinners.emplace_back([&stop] {
-      while (!stop.load(std::memory_order_relaxed)) {
+// Passes over the set per timed loop, pairs of loops (alone, synced), and each
+// node's weights in the phase loops.
+constexpr int kBusyPasses = 6;
+constexpr int kBusyLoops = 5;
+constexpr int64_t kBusySetMiB = 128;
+
+// `ranks` TcpTransports joined pairwise over loopback.
+absl::StatusOr<std::vector<std::unique_ptr<tcp::TcpTransport>>> ConnectMesh(Clock* clock,
+                                                                           int ranks) {
+  const absl::Time deadline = clock->Now() + absl::Seconds(5);
+  std::vector<std::vector<std::unique_ptr<tcp::FramedConnection>>> peers(ranks);
+  for (auto& p : peers) p.resize(ranks);
+  for (int i = 0; i < ranks; ++i) {
+    for (int j = i + 1; j < ranks; ++j) {
+      ASSIGN_OR_RETURN(tcp::Listener listener, tcp::Listener::Listen("127.0.0.1", 0, clock));
+      ASSIGN_OR_RETURN(tcp::Socket dialed,
+                       tcp::Connect("127.0.0.1", listener.port(), deadline, clock));
+      ASSIGN_OR_RETURN(tcp::Socket accepted, listener.Accept(deadline));
+      peers[i][j] = std::make_unique<tcp::FramedConnection>(std::move(dialed));
+      peers[j][i] = std::make_unique<tcp::FramedConnection>(std::move(accepted));
+    }
+  }
+  std::vector<std::unique_ptr<tcp::TcpTransport>> mesh;
+  for (int r = 0; r < ranks; ++r) {
+    mesh.push_back(std::make_unique<tcp::TcpTransport>(r, std::move(peers[r]), clock));
+  }
+  return mesh;
+}
+
+// Rank `rank` of `ranks` nodes: the set's products one by one, like the
+// phases of a decode step; with `t`, after each one it sends a kSmallBytes
+// message to every other rank and receives theirs, as a direct all-reduce
+// does.
+absl::Status PhaseLoop(MatrixSet* set, Transport* t, int rank, int ranks, Clock* clock) {
+  const absl::Time deadline = clock->Now() + absl::Seconds(60);
+  const std::vector<uint8_t> m(kSmallBytes, 1);
+  for (int pass = 0; pass < kBusyPasses; ++pass) {
+    for (size_t i = 0; i < set->products(); ++i) {
+      RETURN_IF_ERROR(set->RunProduct(i));
+      if (t == nullptr) continue;
+      for (int p = 0; p < ranks; ++p) {
+        if (p != rank) RETURN_IF_ERROR(t->Send(p, kTag, m, deadline));
       }
+      for (int p = 0; p < ranks; ++p) {
+        if (p != rank) RETURN_IF_ERROR(t->Recv(p, kTag, deadline).status());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Seconds per phase of every set's PhaseLoop at once, one thread a set,
+// with the exchange or without.
+absl::StatusOr<double> PhaseSeconds(const CalibrateOptions& o, const std::vector<MatrixSet*>& sets,
+                                    bool exchange) {
+  const int ranks = static_cast<int>(sets.size());
+  std::vector<std::unique_ptr<tcp::TcpTransport>> mesh;
+  if (exchange) {
+    ASSIGN_OR_RETURN(mesh, ConnectMesh(o.clock, ranks));
+  }
+  std::vector<absl::Status> status(ranks);
+  const absl::Time start = o.clock->Now();
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      status[r] = PhaseLoop(sets[r], exchange ? mesh[r].get() : nullptr, r, ranks, o.clock);
+      if (!status[r].ok() && exchange) mesh[r]->Abort();  // the others fail promptly
     });
   }
-  absl::StatusOr<double> rtt = Measure(clock, /*ping=*/true, kBusyPingPongs, 0);
-  stop = true;
-  for (std::thread& t : spinners) t.join();
-  return rtt;
+  for (std::thread& t : threads) t.join();
+  const double seconds = absl::ToDoubleSeconds(o.clock->Now() - start) /
+                         static_cast<double>(kBusyPasses * sets[0]->products());
+  for (auto& t : mesh) t->Abort();
+  for (const absl::Status& st : status) RETURN_IF_ERROR(st);
+  return seconds;
+}
+
+// What a collective of `ranks` computing nodes (one thread each, on this
+// host) costs beyond its messages: PhaseLoop with the exchange minus
+// without it, per phase, minus the exchange's latency, per-message and
+// transfer times from `link`.
+absl::StatusOr<double> BusyCollectiveSeconds(const CalibrateOptions& o,
+                                             const LinkCost& link, int ranks) {
+  ASSIGN_OR_RETURN(const std::vector<int64_t> rows, LayerShapedRows(DType::kQ4_0, kBusySetMiB));
+  std::vector<std::unique_ptr<CpuBackend>> backends;
+  std::vector<std::unique_ptr<MatrixSet>> sets;
+  std::vector<MatrixSet*> all;
+  for (int rank = 0; rank < ranks; ++rank) {
+    ASSIGN_OR_RETURN(backends.emplace_back(), OneThreadBackend());
+    ASSIGN_OR_RETURN(sets.emplace_back(),
+                     MatrixSet::Create(backends.back().get(), DType::kQ4_0, rows));
+    all.push_back(sets.back().get());
+  }
+  // Pairs of runs back to back, the median of their differences: the
+  // host's speed drifts over seconds, a pair's halves see about the same.
+  std::vector<double> alone, synced, extra;
+  for (int loop = 0; loop < kBusyLoops; ++loop) {
+    ASSIGN_OR_RETURN(alone.emplace_back(), PhaseSeconds(o, all, /*exchange=*/false));
+    ASSIGN_OR_RETURN(synced.emplace_back(), PhaseSeconds(o, all, /*exchange=*/true));
+    extra.push_back(synced.back() - alone.back());
+  }
+  std::sort(alone.begin(), alone.end());
+  std::sort(synced.begin(), synced.end());
+  std::sort(extra.begin(), extra.end());
+  const double messages = (ranks - 1) * (link.per_message_us() * 1e-6 +
+                                         kSmallBytes / (link.bandwidth_gbps() * 1e9));
+  const double hop = link.latency_us() * 1e-6 + messages;
+  Say(o, absl::StrFormat("%d computing nodes: %.1f us a phase alone, %.1f us with an all-reduce "
+                         "after each (%.1f us of it messages)",
+                         ranks, alone[kBusyLoops / 2] * 1e6, synced[kBusyLoops / 2] * 1e6,
+                         hop * 1e6));
+  return std::max(0.0, extra[kBusyLoops / 2] - hop);
 }
 
 }  // namespace
 
-absl::Status CalibrateLink(const CalibrateOptions& o, LinkCost* link, double* wakeup_us) {
+absl::Status CalibrateLink(const CalibrateOptions& o, LinkCost* link, double* wakeup_us,
+                           double* busy_collective_us) {
   ASSIGN_OR_RETURN(const double rtt, Measure(o.clock, /*ping=*/true, kPingPongs, 0));
-  ASSIGN_OR_RETURN(const double busy_rtt, BusyRoundTrip(o.clock));
   ASSIGN_OR_RETURN(const double stream,
                    Measure(o.clock, /*ping=*/false, kStreamMessages, kSmallBytes));
   ASSIGN_OR_RETURN(const double bulk, Measure(o.clock, /*ping=*/false, kBulkMessages, kBulkMessage));
@@ -129,15 +226,17 @@ absl::Status CalibrateLink(const CalibrateOptions& o, LinkCost* link, double* wa
   link->set_per_message_us(per_message * 1e6);
   link->set_latency_us(std::max(0.0, rtt / 2 - per_message - kSmallBytes / bandwidth) * 1e6);
   link->set_bandwidth_gbps(bandwidth / 1e9);
-  *wakeup_us = std::max(0.0, (busy_rtt - rtt) / 2) * 1e6;
-  if (o.progress) {
-    o.progress(absl::StrFormat("loopback round trip with every core busy %.1f us: %.1f us more "
-                               "per hop on an oversubscribed host",
-                               busy_rtt * 1e6, *wakeup_us));
-    o.progress(absl::StrFormat(
-        "loopback tcp: round trip %.1f us, latency %.1f us, %.2f us per message, %.2f GB/s",
-        rtt * 1e6, link->latency_us(), link->per_message_us(), link->bandwidth_gbps()));
-  }
+  // Nodes on every core, then twice as many as cores.
+  const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  ASSIGN_OR_RETURN(const double busy_collective, BusyCollectiveSeconds(o, *link, cores));
+  ASSIGN_OR_RETURN(const double crowded_collective, BusyCollectiveSeconds(o, *link, 2 * cores));
+  *busy_collective_us = busy_collective * 1e6;
+  *wakeup_us = std::max(0.0, crowded_collective - busy_collective) * 1e6;
+  Say(o, absl::StrFormat("loopback tcp: round trip %.1f us, latency %.1f us, %.2f us per message, "
+                         "%.2f GB/s; a collective of computing nodes %.1f us more, and %.1f us "
+                         "more a hop on an oversubscribed host",
+                         rtt * 1e6, link->latency_us(), link->per_message_us(),
+                         link->bandwidth_gbps(), *busy_collective_us, *wakeup_us));
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "sim/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -50,11 +51,26 @@ absl::Status Validate(const CostModel& m, const std::string& source) {
     if (!type.ok()) return Invalid(source, absl::StrCat("matmul type: ", type.status().message()));
     RETURN_IF_ERROR(CheckPositive(source, "matmul decode_gbps", r.decode_gbps()));
     RETURN_IF_ERROR(CheckPositive(source, "matmul prefill_gbps", r.prefill_gbps()));
+    if (r.decode_product_us() < 0) {
+      return Invalid(source, "matmul decode_product_us must be >= 0");
+    }
+    double last_mib = 0;
+    for (const DecodeFootprint& f : r.decode_footprint()) {
+      if (f.weight_mib() <= last_mib) {
+        return Invalid(source, "matmul decode_footprint weight_mib must be > 0 and ascending");
+      }
+      last_mib = f.weight_mib();
+      RETURN_IF_ERROR(CheckPositive(source, "matmul decode_footprint gbps", f.gbps()));
+      if (f.host_gbps() < 0) {
+        return Invalid(source, "matmul decode_footprint host_gbps must be >= 0");
+      }
+    }
     if (r.host_decode_gbps() < 0 || r.host_prefill_gbps() < 0) {
       return Invalid(source, "matmul host_decode_gbps and host_prefill_gbps must be >= 0");
     }
   }
   if (m.oversubscribed_wakeup_us() < 0) return Invalid(source, "oversubscribed_wakeup_us must be >= 0");
+  if (m.busy_collective_us() < 0) return Invalid(source, "busy_collective_us must be >= 0");
   if (m.link().latency_us() < 0 || m.link().per_message_us() < 0) {
     return Invalid(source, "link latency_us and per_message_us must be >= 0");
   }
@@ -103,8 +119,13 @@ absl::StatusOr<OpCosts> OpCosts::Create(const CostModel& model, const PlanWeight
     const double host_decode = r.host_decode_gbps() > 0 ? r.host_decode_gbps() : cores * r.decode_gbps();
     const double host_prefill =
         r.host_prefill_gbps() > 0 ? r.host_prefill_gbps() : cores * r.prefill_gbps();
-    costs.rates_[type] =
-        Rate{r.decode_gbps() * 1e9, r.prefill_gbps() * 1e9, host_decode * 1e9, host_prefill * 1e9};
+    Rate& rate = costs.rates_[type];
+    rate = Rate{r.decode_gbps() * 1e9, r.prefill_gbps() * 1e9, host_decode * 1e9,
+                host_prefill * 1e9, r.decode_product_us() * 1e-6, {}};
+    for (const DecodeFootprint& f : r.decode_footprint()) {
+      const double host = f.host_gbps() > 0 ? f.host_gbps() : cores * f.gbps();
+      rate.footprints.push_back({f.weight_mib() * 1048576.0, f.gbps() * 1e9, host * 1e9});
+    }
   }
   for (DType t : {weights.wq, weights.wk, weights.wv, weights.wo, weights.gate, weights.up,
                   weights.down, weights.output}) {
@@ -124,9 +145,39 @@ double OpCosts::RowBytesOf(DType type, int64_t cols) const {
   return static_cast<double>(RowBytes(type, cols).value_or(0));
 }
 
+OpCosts OpCosts::ForNode(const LlamaConfig& c, const NodeShard& shard) const {
+  OpCosts node = *this;
+  node.footprint_ = StreamedBytes(c, shard);
+  return node;
+}
+
+double OpCosts::StreamedBytes(const LlamaConfig& c, const NodeShard& s) const {
+  // A one-token Work's bytes are its products' weight bytes.
+  const double layer = AttentionWeights(c, s, 1).bytes + FfnPhase(c, s, 1).bytes;
+  return static_cast<double>(c.n_layers) * layer + OutputPhase(c, s, 1).bytes;
+}
+
+std::pair<double, double> OpCosts::DecodeRates(const Rate& r) const {
+  const std::vector<Footprint>& f = r.footprints;
+  if (footprint_ <= 0 || f.empty()) return {r.decode, r.host_decode};
+  if (footprint_ <= f.front().bytes) return {f.front().decode, f.front().host_decode};
+  if (footprint_ >= f.back().bytes) return {f.back().decode, f.back().host_decode};
+  size_t i = 1;
+  while (f[i].bytes < footprint_) ++i;
+  const double t = std::log(footprint_ / f[i - 1].bytes) / std::log(f[i].bytes / f[i - 1].bytes);
+  return {f[i - 1].decode + t * (f[i].decode - f[i - 1].decode),
+          f[i - 1].host_decode + t * (f[i].host_decode - f[i - 1].host_decode)};
+}
+
 Work OpCosts::MatMul(DType type, double weight_bytes, int64_t tokens) const {
   const Rate& r = rates_.at(type);
-  if (tokens <= 1) return Work{weight_bytes / r.decode, weight_bytes, weight_bytes / r.host_decode};
+  if (weight_bytes <= 0) return Work{};
+  // The fixed part is one thread's latency, not a share of the host's bandwidth.
+  if (tokens <= 1) {
+    const auto [decode, host_decode] = DecodeRates(r);
+    return Work{r.decode_product_seconds + weight_bytes / decode, weight_bytes,
+                weight_bytes / host_decode};
+  }
   const double volume = weight_bytes * static_cast<double>(tokens);
   return Work{volume / r.prefill, weight_bytes, volume / r.host_prefill};
 }

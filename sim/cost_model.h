@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,7 +54,17 @@ class OpCosts {
   // the plan uses.
   static absl::StatusOr<OpCosts> Create(const CostModel& model, const PlanWeightInfo& weights);
 
-  // A matrix product over `weight_bytes` of `type` for `tokens` tokens.
+  // These costs for the node of `shard`: its one-token products run at the
+  // decode rate of its footprint (the weight bytes it streams per token).
+  // Without this, decode runs at the types' decode_gbps.
+  OpCosts ForNode(const LlamaConfig& c, const NodeShard& shard) const;
+  // The weight bytes the node of `shard` streams per token: its slices of
+  // every layer's products and of the output layer.
+  double StreamedBytes(const LlamaConfig& c, const NodeShard& shard) const;
+
+  // A matrix product over `weight_bytes` of `type` for `tokens` tokens (a
+  // one-token product also pays the type's fixed decode_product_us; an
+  // empty one costs nothing).
   Work MatMul(DType type, double weight_bytes, int64_t tokens) const;
   // `count` small ops (norms, rope, adds, copies).
   Work SmallOps(int count) const;
@@ -73,17 +85,28 @@ class OpCosts {
   Work OutputPhase(const LlamaConfig& c, const NodeShard& shard, int64_t rows) const;
 
  private:
+  struct Footprint {
+    double bytes = 0;
+    double decode = 0;  // bytes per second, one thread
+    double host_decode = 0;
+  };
   struct Rate {
     double decode = 0;   // bytes per second, one thread
     double prefill = 0;  // bytes x tokens per second, one thread
     double host_decode = 0;   // the same, every core of the host at once
     double host_prefill = 0;
+    double decode_product_seconds = 0;  // fixed time of each one-token product
+    std::vector<Footprint> footprints;  // ascending bytes
   };
   OpCosts() = default;
   double RowBytesOf(DType type, int64_t cols) const;
+  // `r`'s decode and host decode rates at footprint_ (its decode_gbps and
+  // host_decode_gbps when either is unknown).
+  std::pair<double, double> DecodeRates(const Rate& r) const;
 
   PlanWeightInfo weights_;
   std::map<DType, Rate> rates_;
+  double footprint_ = 0;  // streamed bytes per token; 0: not for one node
   double attention_bytes_per_s_ = 0;
   double memory_bytes_per_s_ = 0;
   double op_seconds_ = 0;

@@ -2,7 +2,10 @@
 // node's slice, and the host model's sharing of cores and memory.
 #include "sim/cost_model.h"
 
+#include <array>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -49,6 +52,15 @@ TEST(CostModelTest, BadFilesAreOneLineErrors) {
        "matmul type"},
       {absl::StrCat(kGood, "matmul { type: \"f32\" decode_gbps: 1 }"), "prefill_gbps"},
       {"cores_per_host: 1 memory_read_gbps: 1 attention_gbps: 1", "no matmul rates"},
+      {Edited("decode_gbps: 10", "decode_gbps: 10 decode_product_us: -1"),
+       "decode_product_us must be >= 0"},
+      {Edited("decode_gbps: 10",
+              "decode_gbps: 10 decode_footprint { weight_mib: 64 gbps: 5 } "
+              "decode_footprint { weight_mib: 32 gbps: 5 }"),
+       "weight_mib must be > 0 and ascending"},
+      {Edited("decode_gbps: 10", "decode_gbps: 10 decode_footprint { weight_mib: 64 }"),
+       "decode_footprint gbps must be > 0"},
+      {absl::StrCat(kGood, "busy_collective_us: -2"), "busy_collective_us must be >= 0"},
   };
   for (const auto& [text, want] : cases) {
     auto model = ParseCostModel(text, "f");
@@ -79,6 +91,72 @@ TEST(CostModelTest, MatMulCostsFollowBytesAndBatch) {
   EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 8).bytes, 1e9);
   // No host rates given: cores x the one-thread rate.
   EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 1).host_seconds, 0.05);
+}
+
+TEST(CostModelTest, DecodeProductsPayAFixedCost) {
+  auto model = ParseCostModel(kGood, "good");
+  ASSERT_TRUE(model.ok());
+  model->mutable_matmul(0)->set_decode_product_us(50);
+  auto costs = OpCosts::Create(*model, PlanWeightInfo(DType::kQ4_0));
+  ASSERT_TRUE(costs.ok()) << costs.status();
+  EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 1).seconds, 0.1 + 50e-6);
+  // Its bytes still share the host's bandwidth; the fixed part does not.
+  EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 1).host_seconds, 0.05);
+  EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 1e9, 8).seconds, 0.2);  // batches: no
+  EXPECT_DOUBLE_EQ(costs->MatMul(DType::kQ4_0, 0, 1).seconds, 0);      // nothing to multiply
+}
+
+// Two layers of llama3-1b's width with a small vocabulary, on one node.
+NodeShard OneNode(LlamaConfig* c) {
+  c->dim = 2048;
+  c->ffn_dim = 8192;
+  c->n_layers = 2;
+  c->n_heads = 32;
+  c->n_kv_heads = 8;
+  c->head_dim = 64;
+  c->rope_dim = 64;
+  c->vocab_size = 1024;
+  c->context_length = 256;
+  auto plan = ShardPlan::Create(*c, {1}, PlanWeightInfo(DType::kQ4_0));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan->nodes()[0];
+}
+
+TEST(CostModelTest, DecodeRateFollowsTheFootprint) {
+  LlamaConfig c;
+  const NodeShard node = OneNode(&c);
+  auto model = ParseCostModel(kGood, "good");
+  ASSERT_TRUE(model.ok());
+  auto costs = OpCosts::Create(*model, PlanWeightInfo(DType::kQ4_0));
+  ASSERT_TRUE(costs.ok());
+  // q4_0 rows of 2048 columns are 1152 bytes, of 8192 (down) 4608.
+  const double layer = (2048 + 512 + 512 + 2048 + 8192 + 8192) * 1152.0 + 2048 * 4608.0;
+  const double streamed = 2 * layer + 1024 * 1152.0;
+  EXPECT_DOUBLE_EQ(costs->StreamedBytes(c, node), streamed);
+
+  auto rate_at = [&](const std::vector<std::array<double, 3>>& points) {
+    CostModel m = *model;
+    for (const auto& [mib, gbps, host] : points) {
+      DecodeFootprint* f = m.mutable_matmul(0)->add_decode_footprint();
+      f->set_weight_mib(mib);
+      f->set_gbps(gbps);
+      f->set_host_gbps(host);
+    }
+    auto with = OpCosts::Create(m, PlanWeightInfo(DType::kQ4_0));
+    EXPECT_TRUE(with.ok()) << with.status();
+    const Work w = with->ForNode(c, node).MatMul(DType::kQ4_0, 1e9, 1);
+    return std::array<double, 2>{1e9 / w.seconds / 1e9, 1e9 / w.host_seconds / 1e9};
+  };
+  // Between two points: linear in log(footprint).
+  const double t = std::log(streamed / (16.0 * 1048576)) / std::log(16.0);
+  const auto between = rate_at({{16, 20, 30}, {256, 10, 20}});
+  EXPECT_NEAR(between[0], 20 - 10 * t, 1e-9);
+  EXPECT_NEAR(between[1], 30 - 10 * t, 1e-9);
+  // Outside them the nearest holds.
+  EXPECT_NEAR(rate_at({{1, 7, 9}, {2, 5, 8}})[0], 5, 1e-9);
+  EXPECT_NEAR(rate_at({{512, 7, 9}, {1024, 5, 8}})[1], 9, 1e-9);
+  // Without ForNode, and without points, decode_gbps holds.
+  EXPECT_DOUBLE_EQ(costs->ForNode(c, node).MatMul(DType::kQ4_0, 1e9, 1).seconds, 0.1);
 }
 
 // Finish time in ms of each of `jobs` equal jobs started together.

@@ -203,9 +203,10 @@ void CostRun::NewSession(std::function<void()> then) {
   collective_cache_.clear();
   decode_work_.clear();
   for (const NodeShard& shard : plan_->nodes()) {
-    decode_work_.push_back({costs_.AttentionWeights(setup_.config, shard, 1),
-                            costs_.FfnPhase(setup_.config, shard, 1),
-                            costs_.OutputPhase(setup_.config, shard, 1)});
+    const OpCosts node = costs_.ForNode(setup_.config, shard);
+    decode_work_.push_back({node.AttentionWeights(setup_.config, shard, 1),
+                            node.FfnPhase(setup_.config, shard, 1),
+                            node.OutputPhase(setup_.config, shard, 1)});
   }
   // Streamed workers keep what they hold of their new slices and receive
   // the rest (core/weight_cache.h).
@@ -509,9 +510,12 @@ absl::Duration CostRun::CollectiveTime(int64_t tokens) {
   }
   if (m <= 1) return absl::ZeroDuration();
   const double jitter = setup_.scenario.cluster().link().jitter_us();
-  // Each hop waits for a core when the host runs more threads than it has.
-  double latency_us =
-      steps * (link.latency_us() + (oversubscribed_ ? setup_.model.oversubscribed_wakeup_us() : 0));
+  // Each hop waits for a core when the host runs more threads than it has;
+  // the collective as a whole waits for its last node and wakes the others.
+  double latency_us = setup_.model.busy_collective_us() +
+                      steps * (link.latency_us() + (oversubscribed_
+                                                        ? setup_.model.oversubscribed_wakeup_us()
+                                                        : 0));
   if (jitter > 0) {
     latency_us += steps * jitter * static_cast<double>(rng_() >> 11) * 0x1.0p-53;
   }

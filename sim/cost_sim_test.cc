@@ -135,6 +135,18 @@ TEST(CostSimTest, NodesOnOneHostDoNotBeatItsCores) {
   EXPECT_GT(RunOnce(MakeScenario(4, 1), m).decode_tokens_per_s() / two, 1.5);
 }
 
+TEST(CostSimTest, BusyCollectivesDelayEveryOne) {
+  // Two nodes on hosts of their own: a decode step runs the step's command,
+  // the embedding's broadcast, 2 all-reduces a layer and the output layer's
+  // gather, each of one hop.
+  const Scenario s = MakeScenario(2, 1);
+  CostModel m = TestModel();
+  const double plain = RunOnce(s, m).decode_tokens_per_s();
+  m.set_busy_collective_us(1000);
+  const double busy = RunOnce(s, m).decode_tokens_per_s();
+  EXPECT_NEAR(1 / busy - 1 / plain, (2 + 2 * 16 + 1) * 1e-3, 1e-4);
+}
+
 TEST(CostSimTest, ACrashCostsARecovery) {
   const CostRunReport clean = RunOnce(MakeScenario(4, 1), TestModel());
   // Crash worker 2 in the middle of decoding.

@@ -1,7 +1,5 @@
 #include "backends/cpu/cpu_backend.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,42 +9,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "backends/cpu/cpu_kernels.h"
+#include "core/huge_page_memory.h"
 #include "core/status_macros.h"
 
 namespace shardlm {
 namespace {
-
-// Anonymous memory that asks for transparent huge pages: weights are
-// streamed again for every token, and 4 KiB pages cost TLB misses.
-class HugePageMemory {
- public:
-  // Null when the memory cannot be mapped. The start is 2 MiB-aligned, so
-  // that every whole 2 MiB of the range can become one huge page.
-  static std::unique_ptr<HugePageMemory> Allocate(size_t bytes) {
-    constexpr size_t kHuge = size_t{2} << 20;
-    bytes = (bytes + 4095) & ~size_t{4095};  // whole pages, so the tail unmaps cleanly
-    void* p = mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    if (p == MAP_FAILED) return nullptr;
-    const uintptr_t start = reinterpret_cast<uintptr_t>(p);
-    const uintptr_t aligned = (start + kHuge - 1) & ~(kHuge - 1);
-    if (aligned > start) munmap(p, aligned - start);
-    const size_t tail = start + bytes + kHuge - (aligned + bytes);
-    if (tail > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-    void* data = reinterpret_cast<void*>(aligned);
-    madvise(data, bytes, MADV_HUGEPAGE);  // advisory: plain pages work too
-    return std::unique_ptr<HugePageMemory>(new HugePageMemory(data, bytes));
-  }
-  ~HugePageMemory() { munmap(data_, bytes_); }
-  HugePageMemory(const HugePageMemory&) = delete;
-  HugePageMemory& operator=(const HugePageMemory&) = delete;
-  uint8_t* data() const { return static_cast<uint8_t*>(data_); }
-
- private:
-  HugePageMemory(void* data, size_t bytes) : data_(data), bytes_(bytes) {}
-  void* data_;
-  size_t bytes_;
-};
 
 class CpuBuffer : public Buffer {
  public:

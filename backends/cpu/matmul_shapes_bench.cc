@@ -116,6 +116,11 @@ int RegisterAll() {
       {"2048x2048", std::vector<std::pair<int64_t, int64_t>>(64, {2048, 2048})},
       {"8192x2048", std::vector<std::pair<int64_t, int64_t>>(16, {8192, 2048})},
       {"2048x8192", std::vector<std::pair<int64_t, int64_t>>(16, {2048, 8192})},
+      // The footprint alone: a decode product slows as the weights it cycles
+      // through grow, even past the last-level cache (page walks, TLB).
+      {"layers:2", Llama1bLayers(2)},
+      {"layers:4", Llama1bLayers(4)},
+      {"layers:16", Llama1bLayers(16)},
   };
   for (int threads : {1, 2}) {
     for (const auto& [what, shapes] : sets) {
