@@ -133,6 +133,21 @@ class Backend {
 
   // out[i, r] = sum_c w[r, c] * x[i, c] for the first `n` rows of x.
   virtual absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) = 0;
+  // Several products of one input: MatMul(*ws[i], x, n, outs[i]) for each
+  // i, with the same results, which a backend may run as one job (one
+  // start and one activation conversion instead of several). InvalidArgument
+  // when the spans differ in size.
+  virtual absl::Status MatMulGroup(absl::Span<const Buffer* const> ws, const Buffer& x, int64_t n,
+                                   absl::Span<Buffer* const> outs) {
+    if (ws.size() != outs.size()) {
+      return absl::InvalidArgumentError("MatMulGroup: as many outputs as weights needed");
+    }
+    for (size_t i = 0; i < ws.size(); ++i) {
+      absl::Status s = MatMul(*ws[i], x, n, outs[i]);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   // The exact-numerics totals of MatMul before conversion to float:
   // out[i * w.rows() + r] is the int64 fixed-point (2^-30) sum of row r
   // against x's row i, so that FromFixed(out[...]) is what MatMul gives in

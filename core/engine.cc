@@ -93,9 +93,9 @@ absl::Status Engine::AttentionBlock(int64_t l, absl::Span<const int32_t> positio
   const LayerWeights& w = weights_.layers[l];
   const int64_t n = positions.size();
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *w.attn_norm, c.rms_eps, n, xn_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wq, *xn_, n, q_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wk, *xn_, n, k_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wv, *xn_, n, v_.get()));
+  const Buffer* qkv[] = {w.wq.get(), w.wk.get(), w.wv.get()};
+  Buffer* qkv_out[] = {q_.get(), k_.get(), v_.get()};
+  RETURN_IF_ERROR(backend_->MatMulGroup(qkv, *xn_, n, qkv_out));
   RopeParams rope{c.n_heads, c.head_dim, c.rope_dim, c.rope_theta, c.rope_layout};
   RETURN_IF_ERROR(backend_->Rope(rope, positions, q_.get()));
   rope.n_heads = c.n_kv_heads;
@@ -113,8 +113,9 @@ absl::Status Engine::FeedForwardBlock(int64_t l, int64_t n) {
   const LlamaConfig& c = config_;
   const LayerWeights& w = weights_.layers[l];
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *w.ffn_norm, c.rms_eps, n, xn_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.w_gate, *xn_, n, gate_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.w_up, *xn_, n, up_.get()));
+  const Buffer* gate_up[] = {w.w_gate.get(), w.w_up.get()};
+  Buffer* gate_up_out[] = {gate_.get(), up_.get()};
+  RETURN_IF_ERROR(backend_->MatMulGroup(gate_up, *xn_, n, gate_up_out));
   RETURN_IF_ERROR(backend_->SiluMul(*gate_, *up_, n, hidden_.get()));
   RETURN_IF_ERROR(backend_->MatMul(*w.w_down, *hidden_, n, proj_.get()));
   return backend_->Add(*proj_, n, x_.get());

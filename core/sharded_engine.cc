@@ -157,9 +157,9 @@ absl::Status ShardedEngine::AttentionBlock(int64_t l, absl::Span<const int32_t> 
   // No heads here: only this rank's zero share of the wo all-reduce.
   if (s.q_heads() == 0) return RowParallelAdd(nullptr, nullptr, n);
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *w.attn_norm, c.rms_eps, n, xn_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wq, *xn_, n, q_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wk, *xn_, n, k_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.wv, *xn_, n, v_.get()));
+  const Buffer* qkv[] = {w.wq.get(), w.wk.get(), w.wv.get()};
+  Buffer* qkv_out[] = {q_.get(), k_.get(), v_.get()};
+  RETURN_IF_ERROR(backend_->MatMulGroup(qkv, *xn_, n, qkv_out));
   RopeParams rope{s.q_heads(), c.head_dim, c.rope_dim, c.rope_theta, c.rope_layout};
   RETURN_IF_ERROR(backend_->Rope(rope, positions, q_.get()));
   rope.n_heads = s.kv_heads();
@@ -182,8 +182,9 @@ absl::Status ShardedEngine::FeedForwardBlock(int64_t l, int64_t n) {
   const LlamaConfig& c = config_;
   const LayerWeights& w = weights_.layers[l];
   RETURN_IF_ERROR(backend_->RmsNorm(*x_, *w.ffn_norm, c.rms_eps, n, xn_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.w_gate, *xn_, n, gate_.get()));
-  RETURN_IF_ERROR(backend_->MatMul(*w.w_up, *xn_, n, up_.get()));
+  const Buffer* gate_up[] = {w.w_gate.get(), w.w_up.get()};
+  Buffer* gate_up_out[] = {gate_.get(), up_.get()};
+  RETURN_IF_ERROR(backend_->MatMulGroup(gate_up, *xn_, n, gate_up_out));
   RETURN_IF_ERROR(backend_->SiluMul(*gate_, *up_, n, hidden_.get()));
   return RowParallelAdd(w.w_down.get(), hidden_.get(), n);
 }

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "backends/cpu/cpu_kernels.h"
 #include "core/huge_page_memory.h"
@@ -14,6 +15,10 @@
 
 namespace shardlm {
 namespace {
+
+// Quantized products split their rows in units of this many, so that a
+// chunk keeps whole row blocks of the multi-row q4_0 dots.
+constexpr int64_t kRowUnit = 8;
 
 class CpuBuffer : public Buffer {
  public:
@@ -146,9 +151,11 @@ absl::Status CpuBackend::MatMul(const Buffer& w, const Buffer& x, int64_t n, Buf
   RETURN_IF_ERROR(CheckF32(*out, n, w.rows(), "MatMul output"));
   switch (w.dtype()) {
     case DType::kQ8_0:
-    case DType::kQ4_0:
-      MatMulQuantized(w, x, n, out);
+    case DType::kQ4_0: {
+      const Buffer* ws[] = {&w};
+      MatMulQuantized(ws, x, n, absl::MakeSpan(&out, 1));
       return absl::OkStatus();
+    }
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:
@@ -160,78 +167,104 @@ absl::Status CpuBackend::MatMul(const Buffer& w, const Buffer& x, int64_t n, Buf
   }
 }
 
-void CpuBackend::MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
-  const int64_t nb = w.cols() / kQK;
+absl::Status CpuBackend::MatMulGroup(absl::Span<const Buffer* const> ws, const Buffer& x,
+                                     int64_t n, absl::Span<Buffer* const> outs) {
+  // One job when every matrix is quantized alike (one activation form).
+  bool one_job = !ws.empty() && ws.size() == outs.size();
+  for (size_t i = 0; one_job && i < ws.size(); ++i) {
+    const CpuBuffer& w = Cpu(*ws[i]);
+    one_job = (w.dtype() == DType::kQ8_0 || w.dtype() == DType::kQ4_0) &&
+              w.dtype() == ws[0]->dtype() && w.cols() == ws[0]->cols() &&
+              w.q4x8() == Cpu(*ws[0]).q4x8();
+  }
+  if (!one_job) return Backend::MatMulGroup(ws, x, n, outs);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    RETURN_IF_ERROR(CheckF32(x, n, ws[i]->cols(), "MatMul input"));
+    RETURN_IF_ERROR(CheckF32(*outs[i], n, ws[i]->rows(), "MatMul output"));
+  }
+  MatMulQuantized(ws, x, n, outs);
+  return absl::OkStatus();
+}
+
+void CpuBackend::MatMulQuantized(absl::Span<const Buffer* const> ws, const Buffer& x, int64_t n,
+                                 absl::Span<Buffer* const> outs) {
+  const Buffer& w0 = *ws[0];
+  const int64_t nb = w0.cols() / kQK;
   act_q8_.resize(n * nb);
   const CpuBuffer& cx = Cpu(x);
   const cpu::KernelTable& k = *kernels_;
-  const CpuBuffer& cw = Cpu(w);
-  const size_t x8_bytes = cw.q4x8() ? k.q4_0x8_act_bytes(nb) : 0;
+  const size_t x8_bytes = Cpu(w0).q4x8() ? k.q4_0x8_act_bytes(nb) : 0;
   act_q4x8_.resize(n * x8_bytes);
   pool_.ParallelFor(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      k.quantize_act_q8(cx.f32(i), w.cols(), &act_q8_[i * nb]);
+      k.quantize_act_q8(cx.f32(i), w0.cols(), &act_q8_[i * nb]);
       if (x8_bytes > 0) k.prepare_q4_0x8_act(&act_q8_[i * nb], nb, &act_q4x8_[i * x8_bytes]);
     }
-  }, w.cols());
-  CpuBuffer& co = Cpu(out);
-  const bool q4 = w.dtype() == DType::kQ4_0;
-  const bool exact = numerics_ == Numerics::kExact;
-  // Split in units of kRowUnit rows, so that chunks keep whole row blocks
-  // of the multi-row q4_0 dots.
-  constexpr int64_t kRowUnit = 8;
-  const int64_t total_rows = w.rows();
-  const int64_t units = (total_rows + kRowUnit - 1) / kRowUnit;
-  pool_.ParallelFor(units, [&](int64_t unit_begin, int64_t unit_end) {
-    const int64_t begin = unit_begin * kRowUnit;
-    const int64_t end = std::min(total_rows, unit_end * kRowUnit);
-    if (q4) {
-      // Blocks of rows through the multi-row dots (which share the
-      // activation work between rows); a block's weights stay in cache
-      // across the tokens.
-      constexpr int kRowBlock = kRowUnit;
-      const size_t stride = cw.row_bytes();
-      int64_t iv[kRowBlock];
-      float fv[kRowBlock];
-      for (int64_t r = begin; r < end; r += kRowBlock) {
-        const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, end - r));
-        for (int64_t i = 0; i < n; ++i) {
-          const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
-          float* o = co.f32(i) + r;
-          const void* x8 = x8_bytes > 0 ? &act_q4x8_[i * x8_bytes] : nullptr;
-          if (exact) {
-            if (x8 != nullptr) {
-              k.dot_q4_0x8_exact_rows(cw.row(r), stride, rows, x8, xa, nb, iv);
-            } else {
-              k.dot_q4_0_exact_rows(cw.row(r), stride, rows, xa, nb, iv);
-            }
-            for (int j = 0; j < rows; ++j) o[j] = cpu::FromFixed(iv[j]);
-          } else if (x8 != nullptr) {
-            k.dot_q4_0x8_fast_rows(cw.row(r), stride, rows, x8, xa, nb, o);
-          } else {
-            k.dot_q4_0_fast_rows(cw.row(r), stride, rows, xa, nb, fv);
-            for (int j = 0; j < rows; ++j) o[j] = fv[j];
-          }
-        }
-      }
-      return;
+  }, w0.cols());
+  // The matrices' rows as one range of units of kRowUnit rows (chunks keep
+  // whole row blocks of the multi-row q4_0 dots); matrix m has units
+  // [first[m], first[m + 1]).
+  absl::InlinedVector<int64_t, 8> first = {0};
+  for (const Buffer* w : ws) {
+    first.push_back(first.back() + (w->rows() + kRowUnit - 1) / kRowUnit);
+  }
+  pool_.ParallelFor(first.back(), [&](int64_t unit_begin, int64_t unit_end) {
+    for (size_t m = 0; m < ws.size(); ++m) {
+      const int64_t b = std::max(unit_begin, first[m]), e = std::min(unit_end, first[m + 1]);
+      if (b >= e) continue;
+      QuantizedRows(*ws[m], n, (b - first[m]) * kRowUnit,
+                    std::min(ws[m]->rows(), (e - first[m]) * kRowUnit), x8_bytes, outs[m]);
     }
-    for (int64_t r = begin; r < end; ++r) {
-      const void* wr = cw.row(r);
+  }, kRowUnit * n * w0.cols() / 2);
+}
+
+void CpuBackend::QuantizedRows(const Buffer& w, int64_t n, int64_t begin, int64_t end,
+                               size_t x8_bytes, Buffer* out) const {
+  const CpuBuffer& cw = Cpu(w);
+  CpuBuffer& co = Cpu(out);
+  const int64_t nb = cw.cols() / kQK;
+  const cpu::KernelTable& k = *kernels_;
+  const bool q4 = cw.dtype() == DType::kQ4_0;
+  const bool exact = numerics_ == Numerics::kExact;
+  if (q4) {
+    // Blocks of rows through the multi-row dots (which share the
+    // activation work between rows); a block's weights stay in cache
+    // across the tokens.
+    constexpr int kRowBlock = static_cast<int>(kRowUnit);
+    const size_t stride = cw.row_bytes();
+    int64_t iv[kRowBlock];
+    float fv[kRowBlock];
+    for (int64_t r = begin; r < end; r += kRowBlock) {
+      const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, end - r));
       for (int64_t i = 0; i < n; ++i) {
         const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
-        float v;
-        if (q4) {
-          const auto* wb = static_cast<const BlockQ4_0*>(wr);
-          v = exact ? cpu::FromFixed(k.dot_q4_0_exact(wb, xa, nb)) : k.dot_q4_0_fast(wb, xa, nb);
+        float* o = co.f32(i) + r;
+        const void* x8 = x8_bytes > 0 ? &act_q4x8_[i * x8_bytes] : nullptr;
+        if (exact) {
+          if (x8 != nullptr) {
+            k.dot_q4_0x8_exact_rows(cw.row(r), stride, rows, x8, xa, nb, iv);
+          } else {
+            k.dot_q4_0_exact_rows(cw.row(r), stride, rows, xa, nb, iv);
+          }
+          for (int j = 0; j < rows; ++j) o[j] = cpu::FromFixed(iv[j]);
+        } else if (x8 != nullptr) {
+          k.dot_q4_0x8_fast_rows(cw.row(r), stride, rows, x8, xa, nb, o);
         } else {
-          const auto* wb = static_cast<const BlockQ8_0*>(wr);
-          v = exact ? cpu::FromFixed(k.dot_q8_0_exact(wb, xa, nb)) : k.dot_q8_0_fast(wb, xa, nb);
+          k.dot_q4_0_fast_rows(cw.row(r), stride, rows, xa, nb, fv);
+          for (int j = 0; j < rows; ++j) o[j] = fv[j];
         }
-        co.f32(i)[r] = v;
       }
     }
-  }, kRowUnit * n * w.cols() / 2);
+    return;
+  }
+  for (int64_t r = begin; r < end; ++r) {
+    const auto* wb = reinterpret_cast<const BlockQ8_0*>(cw.row(r));
+    for (int64_t i = 0; i < n; ++i) {
+      const cpu::ActBlockQ8* xa = &act_q8_[i * nb];
+      co.f32(i)[r] =
+          exact ? cpu::FromFixed(k.dot_q8_0_exact(wb, xa, nb)) : k.dot_q8_0_fast(wb, xa, nb);
+    }
+  }
 }
 
 void CpuBackend::MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) {
@@ -316,7 +349,6 @@ absl::Status CpuBackend::MatMulFixed(const Buffer& w, const Buffer& x, int64_t n
   int64_t* o = out.data();
   if (type == DType::kQ4_0) {
     // Blocks of rows through the multi-row dots, as in MatMulQuantized.
-    constexpr int64_t kRowUnit = 8;
     const int64_t units = (rows + kRowUnit - 1) / kRowUnit;
     pool_.ParallelFor(units, [&](int64_t unit_begin, int64_t unit_end) {
       int64_t iv[kRowUnit];

@@ -34,6 +34,9 @@ class CpuBackend : public Backend {
   absl::Status Read(const Buffer& src, int64_t row, absl::Span<float> dst) override;
 
   absl::Status MatMul(const Buffer& w, const Buffer& x, int64_t n, Buffer* out) override;
+  // Quantized matrices of one type and width run as one job.
+  absl::Status MatMulGroup(absl::Span<const Buffer* const> ws, const Buffer& x, int64_t n,
+                           absl::Span<Buffer* const> outs) override;
   absl::Status MatMulFixed(const Buffer& w, const Buffer& x, int64_t n,
                            absl::Span<int64_t> out) override;
   absl::Status Embed(const Buffer& table, absl::Span<const int32_t> tokens, Buffer* out) override;
@@ -50,8 +53,14 @@ class CpuBackend : public Backend {
 
  private:
   CpuBackend(const BackendOptions& options, const cpu::KernelTable* kernels);
-  // Products against quantized (q8_0/q4_0) or float (f32/f16/bf16) weights.
-  void MatMulQuantized(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
+  // Products against quantized weights (q8_0/q4_0, one type and width for
+  // all of `ws`, checked by the caller) in one job, or float (f32/f16/bf16).
+  void MatMulQuantized(absl::Span<const Buffer* const> ws, const Buffer& x, int64_t n,
+                       absl::Span<Buffer* const> outs);
+  // Rows [begin, end) of w's product for n tokens, from the activations
+  // MatMulQuantized prepared (x8_bytes per token in the q4_0x8 form).
+  void QuantizedRows(const Buffer& w, int64_t n, int64_t begin, int64_t end, size_t x8_bytes,
+                     Buffer* out) const;
   void MatMulFloat(const Buffer& w, const Buffer& x, int64_t n, Buffer* out);
 
   const Numerics numerics_;

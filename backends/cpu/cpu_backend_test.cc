@@ -276,6 +276,65 @@ TEST_P(MatMulTest, FixedTotalsMatchMatMulAndSplitOverColumns) {
   EXPECT_FALSE(b.MatMulFixed(*w, *xb, n, absl::MakeSpan(small)).ok());
 }
 
+// A group of products of one input gives each product's MatMul bits, in
+// both numerics and at any thread count: matrices whose row counts are not
+// multiples of the 8-row split unit, one of them mixed in of another type
+// (the group then runs product by product).
+TEST_P(MatMulTest, GroupMatchesSeparateProducts) {
+  const DType type = GetParam();
+  const int64_t cols = 288, n = 3;
+  const int64_t rows[] = {37, 8, 5, 64};
+  std::vector<std::vector<uint8_t>> bytes;
+  for (size_t m = 0; m < std::size(rows); ++m) {
+    const std::vector<float> wf = Random(rows[m] * cols, 40 + m);
+    const DType t = m == 3 ? DType::kF32 : type;
+    const uint64_t row_bytes = *RowBytes(t, cols);
+    bytes.emplace_back(rows[m] * row_bytes);
+    for (int64_t r = 0; r < rows[m]; ++r) {
+      ASSERT_TRUE(QuantizeRow(t, wf.data() + r * cols, cols, &bytes[m][r * row_bytes]).ok());
+    }
+  }
+  const std::vector<float> x = Random(n * cols, 50);
+  for (Numerics numerics : {Numerics::kExact, Numerics::kFast}) {
+    for (int threads : {1, 2, 3}) {
+      BackendOptions options{threads};
+      options.numerics = numerics;
+      auto owned = CpuBackend::Create(options).value();
+      CpuBackend& b = *owned;
+      auto xb = Act(b, n, cols, x);
+      for (size_t count : {size_t{3}, size_t{4}}) {  // same type only; one f32 mixed in
+        std::vector<std::unique_ptr<Buffer>> ws, grouped, alone;
+        std::vector<const Buffer*> w_ptrs;
+        std::vector<Buffer*> out_ptrs;
+        for (size_t m = 0; m < count; ++m) {
+          ws.push_back(b.CreateWeight(m == 3 ? DType::kF32 : type, rows[m], cols,
+                                      bytes[m].data()).value());
+          grouped.push_back(b.CreateActivation(n, rows[m]).value());
+          alone.push_back(b.CreateActivation(n, rows[m]).value());
+          w_ptrs.push_back(ws.back().get());
+          out_ptrs.push_back(grouped.back().get());
+        }
+        ASSERT_TRUE(b.MatMulGroup(w_ptrs, *xb, n, out_ptrs).ok());
+        for (size_t m = 0; m < count; ++m) {
+          ASSERT_TRUE(b.MatMul(*ws[m], *xb, n, alone[m].get()).ok());
+          EXPECT_EQ(ReadAll(b, *grouped[m]), ReadAll(b, *alone[m]))
+              << DTypeName(type) << " matrix " << m << " of " << count << ", " << threads
+              << " threads, " << (numerics == Numerics::kExact ? "exact" : "fast");
+        }
+      }
+      // Spans of different sizes, and a wrong output shape, are errors.
+      auto w0 = b.CreateWeight(type, rows[0], cols, bytes[0].data()).value();
+      auto out0 = b.CreateActivation(n, rows[0]).value();
+      auto bad = b.CreateActivation(n, rows[0] + 1).value();
+      const Buffer* one[] = {w0.get(), w0.get()};
+      Buffer* outs[] = {out0.get()};
+      EXPECT_FALSE(b.MatMulGroup(one, *xb, n, outs).ok());
+      Buffer* bad_outs[] = {out0.get(), bad.get()};
+      EXPECT_FALSE(b.MatMulGroup(one, *xb, n, bad_outs).ok());
+    }
+  }
+}
+
 // Attention over a slice of the heads (q_head_offset, kv_head_offset, group)
 // gives the same bits as those heads of the whole-model call.
 TEST(CpuBackendTest, AttentionOverHeadSliceMatchesWhole) {

@@ -3,7 +3,9 @@
 // the matrices of real layers or left as one matrix. The gap between the two
 // is what a decode step loses at the start and end of every product (memory
 // latency before the prefetchers stream, the last chunk's imbalance), which
-// the kernel benchmarks, streaming one large matrix, do not show.
+// the kernel benchmarks, streaming one large matrix, do not show. The
+// layer sets also run grouped (q|k|v and gate|up as one MatMulGroup each,
+// as the engine runs them); us_per_call is per MatMul or MatMulGroup.
 //
 //   bazel run -c opt //backends/cpu:matmul_shapes_bench -- --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
@@ -83,9 +85,11 @@ std::vector<std::pair<int64_t, int64_t>> Llama1bLayers(int layers) {
 }
 
 // `what`: "layers" (8 llama3-1b layers, 273 MB), or "one" (the same bytes as
-// one 2048-column matrix), or a repeated shape ROWSxCOLS.
+// one 2048-column matrix), or a repeated shape ROWSxCOLS. With `grouped`
+// (layer sets only), q|k|v and gate|up run as one MatMulGroup each, as the
+// engine runs them.
 void BM_DecodeProducts(benchmark::State& state, int threads, const std::string& what,
-                       std::vector<std::pair<int64_t, int64_t>> shapes) {
+                       std::vector<std::pair<int64_t, int64_t>> shapes, bool grouped) {
   BackendOptions options;
   options.threads = threads;
   options.numerics = Numerics::kFast;
@@ -93,14 +97,28 @@ void BM_DecodeProducts(benchmark::State& state, int threads, const std::string& 
   std::vector<Product> products = MakeProducts(backend.get(), shapes);
   int64_t bytes = 0;
   for (const Product& p : products) bytes += p.bytes;
+  // Runs of product indices [begin, end) that share one input.
+  std::vector<std::pair<size_t, size_t>> runs;
+  for (size_t i = 0; i < products.size();) {
+    const size_t len = !grouped ? 1 : (i % 7 == 0 ? 3 : (i % 7 == 4 ? 2 : 1));
+    runs.push_back({i, i + len});
+    i += len;
+  }
+  std::vector<const Buffer*> ws(products.size());
+  std::vector<Buffer*> outs(products.size());
+  for (size_t i = 0; i < products.size(); ++i) {
+    ws[i] = products[i].w.get();
+    outs[i] = products[i].out.get();
+  }
   for (auto _ : state) {
-    for (Product& p : products) {
-      Check(backend->MatMul(*p.w, *p.x, 1, p.out.get()));
+    for (const auto& [begin, end] : runs) {
+      Check(backend->MatMulGroup(absl::MakeSpan(&ws[begin], end - begin), *products[begin].x, 1,
+                                 absl::MakeSpan(&outs[begin], end - begin)));
     }
   }
   state.SetBytesProcessed(state.iterations() * bytes);
-  state.counters["us_per_product"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * products.size()),
+  state.counters["us_per_call"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * runs.size()),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.SetLabel(what);
 }
@@ -124,10 +142,15 @@ int RegisterAll() {
   };
   for (int threads : {1, 2}) {
     for (const auto& [what, shapes] : sets) {
-      const std::string name = "q4_0/" + what + "/threads:" + std::to_string(threads);
-      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeProducts, threads, what, shapes)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+      for (bool grouped : {false, true}) {
+        if (grouped && what.rfind("layers", 0) != 0) continue;
+        const std::string name = "q4_0/" + what + (grouped ? "/grouped" : "") +
+                                 "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), BM_DecodeProducts, threads, what, shapes,
+                                     grouped)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
   return 0;

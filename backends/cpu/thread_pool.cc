@@ -59,8 +59,13 @@ void ThreadPool::RunChunks(uint32_t generation) {
                                       std::memory_order_acquire)) {
       continue;  // `state` was reloaded
     }
-    const int64_t chunk = NextOf(state);
+    // Claim c takes chunk c / T of region c % T (the job cut into T equal
+    // regions): threads that claim in turn each stream one region front to
+    // back, so the memory prefetchers see long runs, not a jump a chunk.
     const int64_t chunks = ChunksOf(state);
+    const int64_t per_region = chunks / threads_;
+    const int64_t claim = NextOf(state);
+    const int64_t chunk = (claim % threads_) * per_region + claim / threads_;
     const int64_t begin = n_ * chunk / chunks;
     const int64_t end = n_ * (chunk + 1) / chunks;
     if (begin < end) (*fn_)(begin, end);
@@ -97,8 +102,10 @@ void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)
   fn_ = &fn;
   n_ = n;
   const int64_t by_cost = n * cost_per_item / kChunkCost;
-  const int64_t chunks = std::min<int64_t>(
+  // A multiple of the thread count (RunChunks maps claims onto regions).
+  int64_t chunks = std::min<int64_t>(
       {n, std::max<int64_t>(threads_ * kChunksPerThread, by_cost), kMaxChunks});
+  chunks = std::max<int64_t>(threads_, chunks / threads_ * threads_);
   chunks_done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = GenerationOf(state_.load(std::memory_order_relaxed)) + 1;
   {
