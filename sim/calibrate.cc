@@ -19,9 +19,6 @@
 namespace shardlm::sim {
 namespace {
 
-// Decode matrices are this large, well past the last-level cache, so that
-// the kernel streams them from memory as a decode step does.
-constexpr int64_t kDecodeBytes = int64_t{160} << 20;
 constexpr int64_t kCols = 4096;
 constexpr int64_t kPrefillRows = 1024;
 constexpr int64_t kPrefillBatch = 64;
@@ -32,12 +29,13 @@ constexpr int64_t kHeadDim = 128;
 
 // Aggregate weight bytes (x tokens) per second of `threads` kernels (one
 // thread each, own matrix, `batch` tokens) running at once: what one host
-// gives the nodes it runs. Decode matrices are kDecodeBytes, prefill ones
-// kPrefillRows rows.
+// gives the nodes it runs. Decode matrices are o.decode_matrix_mib MiB,
+// prefill ones kPrefillRows rows.
 absl::StatusOr<double> MeasureConcurrent(const CalibrateOptions& o, DType type, int threads,
                                          int64_t batch) {
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
-  const int64_t rows = batch == 1 ? std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row))
+  const int64_t decode_bytes = o.decode_matrix_mib << 20;
+  const int64_t rows = batch == 1 ? std::max<int64_t>(1, decode_bytes / static_cast<int64_t>(row))
                                   : kPrefillRows;
   ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, WeightBytes(type, rows, kCols));
   std::vector<std::unique_ptr<CpuBackend>> backends;
@@ -80,7 +78,8 @@ absl::StatusOr<double> MedianConcurrent(const CalibrateOptions& o, DType type, i
 absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* backend,
                                          DType type, int cores) {
   ASSIGN_OR_RETURN(const uint64_t row, RowBytes(type, kCols));
-  const int64_t rows = std::max<int64_t>(1, kDecodeBytes / static_cast<int64_t>(row));
+  const int64_t decode_bytes = o.decode_matrix_mib << 20;
+  const int64_t rows = std::max<int64_t>(1, decode_bytes / static_cast<int64_t>(row));
   ASSIGN_OR_RETURN(const std::vector<uint8_t> big, WeightBytes(type, rows, kCols));
   ASSIGN_OR_RETURN(auto w, backend->CreateWeight(type, rows, kCols, big.data()));
   ASSIGN_OR_RETURN(auto x, backend->CreateActivation(kPrefillBatch, kCols));

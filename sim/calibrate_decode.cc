@@ -14,11 +14,8 @@ namespace shardlm::sim {
 namespace {
 
 // The line fit: sets of one matrix size each (llama3-1b's products are 512
-// to 8192 rows of 2048), distinct matrices totalling kLineSetBytes.
+// to 8192 rows of 2048), distinct matrices totalling o.product_set_mib.
 constexpr int64_t kLineRows[] = {128, 512, 2048, 8192};
-constexpr int64_t kLineSetBytes = int64_t{192} << 20;
-// The footprints: layer-shaped sets (LayerShapedRows) of this many MiB.
-constexpr int64_t kFootprintMiB[] = {64, 128, 256, 512, 1024};
 
 // The least-squares line y = intercept + slope x through the points.
 struct Line {
@@ -48,7 +45,7 @@ absl::StatusOr<Line> MeasureProductLine(const CalibrateOptions& o, DType type) {
   std::vector<double> bytes, seconds;
   for (const int64_t rows : kLineRows) {
     const int64_t matrix = rows * static_cast<int64_t>(row_bytes);
-    const int64_t count = std::max<int64_t>(2, kLineSetBytes / matrix);
+    const int64_t count = std::max<int64_t>(2, (o.product_set_mib << 20) / matrix);
     ASSIGN_OR_RETURN(std::unique_ptr<MatrixSet> set,
                      MatrixSet::Create(backend.get(), type, std::vector<int64_t>(count, rows)));
     ASSIGN_OR_RETURN(const double s, TimeOp(o, [&] { return set->RunOnce(); }));
@@ -70,7 +67,6 @@ absl::StatusOr<DecodeFootprint> MeasureFootprint(const CalibrateOptions& o, DTyp
     ASSIGN_OR_RETURN(sets.emplace_back(), MatrixSet::Create(backends.back().get(), type, rows));
   }
   MatrixSet& set = *sets[0];
-  // Never credit more than half a pass to fixed costs (a noisy fit).
   const double fixed = static_cast<double>(set.products()) * product_s;
   ASSIGN_OR_RETURN(const double alone, TimeOp(o, [&] { return set.RunOnce(); }));
   std::vector<std::function<absl::Status()>> ops;
@@ -80,6 +76,7 @@ absl::StatusOr<DecodeFootprint> MeasureFootprint(const CalibrateOptions& o, DTyp
   double passes = 0;
   for (const int64_t c : calls) passes += static_cast<double>(c);
   const double per_pass = seconds * cores / std::max(passes, 1.0);
+  // Never credit more than half a pass to fixed costs (a noisy fit).
   DecodeFootprint f;
   f.set_weight_mib(set.bytes() / 1048576);
   f.set_gbps(set.bytes() / std::max(alone - fixed, alone / 2) / 1e9);
@@ -87,27 +84,15 @@ absl::StatusOr<DecodeFootprint> MeasureFootprint(const CalibrateOptions& o, DTyp
   return f;
 }
 
-}  // namespace
-
-absl::Status CalibrateDecode(const CalibrateOptions& o, DType type, int cores, MatMulRate* rate) {
-  ASSIGN_OR_RETURN(const Line line, MeasureProductLine(o, type));
-  // A fit the host's noise bent out of shape keeps the one-matrix rate.
-  if (line.slope > 0) rate->set_decode_gbps(1 / line.slope / 1e9);
-  rate->set_decode_product_us(std::max(0.0, line.intercept) * 1e6);
+// Replaces the points' rates by a least-squares line through them in
+// log(footprint), floored at half the slowest point.
+void FitFootprints(MatMulRate* rate) {
   std::vector<double> log_mib, gbps, host_gbps;
-  std::string raw;
-  for (const int64_t mib : kFootprintMiB) {
-    ASSIGN_OR_RETURN(const DecodeFootprint f,
-                     MeasureFootprint(o, type, cores, mib, rate->decode_product_us() * 1e-6));
-    *rate->add_decode_footprint() = f;
+  for (const DecodeFootprint& f : rate->decode_footprint()) {
     log_mib.push_back(std::log(f.weight_mib()));
     gbps.push_back(f.gbps());
     host_gbps.push_back(f.host_gbps());
-    raw += absl::StrFormat("; %.0f MiB %.2f, %d at once %.2f", f.weight_mib(), f.gbps(), cores,
-                           f.host_gbps());
   }
-  // Each point is one short run on a shared host (+-20% apart minutes
-  // later): keep a line through them in log(footprint), not the points.
   const Line one = FitLine(log_mib, gbps);
   const Line all = FitLine(log_mib, host_gbps);
   const double floor_one = *std::min_element(gbps.begin(), gbps.end()) / 2;
@@ -117,9 +102,38 @@ absl::Status CalibrateDecode(const CalibrateOptions& o, DType type, int cores, M
     f->set_gbps(std::max(floor_one, one.intercept + one.slope * log_mib[i]));
     f->set_host_gbps(std::max(floor_all, all.intercept + all.slope * log_mib[i]));
   }
+}
+
+}  // namespace
+
+absl::Status CalibrateDecode(const CalibrateOptions& o, DType type, int cores, MatMulRate* rate) {
+  if (o.footprint_mib.empty()) return absl::InvalidArgumentError("calibrate: no footprints");
+  for (size_t i = 0; i < o.footprint_mib.size(); ++i) {
+    if (o.footprint_mib[i] <= (i == 0 ? 0 : o.footprint_mib[i - 1])) {
+      return absl::InvalidArgumentError("calibrate: footprints must be > 0 MiB and ascending");
+    }
+  }
+  ASSIGN_OR_RETURN(const Line line, MeasureProductLine(o, type));
+  // A fit the host's noise bent out of shape keeps the one-matrix rate.
+  if (line.slope > 0) rate->set_decode_gbps(1 / line.slope / 1e9);
+  rate->set_decode_product_us(std::max(0.0, line.intercept) * 1e6);
+  std::string raw;
+  for (const int64_t mib : o.footprint_mib) {
+    ASSIGN_OR_RETURN(const DecodeFootprint f,
+                     MeasureFootprint(o, type, cores, mib, rate->decode_product_us() * 1e-6));
+    // Whole matrices can make two requested sizes one set: keep the first.
+    const int n = rate->decode_footprint_size();
+    if (n > 0 && f.weight_mib() <= rate->decode_footprint(n - 1).weight_mib()) continue;
+    *rate->add_decode_footprint() = f;
+    raw += absl::StrFormat("; %.0f MiB %.2f, %d at once %.2f", f.weight_mib(), f.gbps(), cores,
+                           f.host_gbps());
+  }
+  // Each point is one short run on a shared host (+-20% apart minutes
+  // later): with enough of them, keep a line, not the points.
+  if (rate->decode_footprint_size() >= 3) FitFootprints(rate);
   const DecodeFootprint& first = rate->decode_footprint(0);
   const DecodeFootprint& last = rate->decode_footprint(rate->decode_footprint_size() - 1);
-  Say(o, absl::StrFormat("decode %-5s %.2f GB/s + %.1f us a product (one thread)%s; fitted: "
+  Say(o, absl::StrFormat("decode %-5s %.2f GB/s + %.1f us a product (one thread)%s; kept: "
                          "%.2f (%.2f at once) at %.0f MiB to %.2f (%.2f) at %.0f MiB",
                          rate->type(), rate->decode_gbps(), rate->decode_product_us(), raw,
                          first.gbps(), first.host_gbps(), first.weight_mib(), last.gbps(),

@@ -97,11 +97,9 @@ absl::StatusOr<double> Measure(Clock* clock, bool ping, int count, size_t bytes)
   return result;
 }
 
-// Passes over the set per timed loop, pairs of loops (alone, synced), and each
-// node's weights in the phase loops.
+// Passes over the set per timed loop, and pairs of loops (alone, synced).
 constexpr int kBusyPasses = 6;
 constexpr int kBusyLoops = 5;
-constexpr int64_t kBusySetMiB = 128;
 
 // `ranks` TcpTransports joined pairwise over loopback.
 absl::StatusOr<std::vector<std::unique_ptr<tcp::TcpTransport>>> ConnectMesh(Clock* clock,
@@ -180,7 +178,8 @@ absl::StatusOr<double> PhaseSeconds(const CalibrateOptions& o, const std::vector
 // transfer times from `link`.
 absl::StatusOr<double> BusyCollectiveSeconds(const CalibrateOptions& o,
                                              const LinkCost& link, int ranks) {
-  ASSIGN_OR_RETURN(const std::vector<int64_t> rows, LayerShapedRows(DType::kQ4_0, kBusySetMiB));
+  ASSIGN_OR_RETURN(const std::vector<int64_t> rows,
+                   LayerShapedRows(DType::kQ4_0, o.collective_set_mib));
   std::vector<std::unique_ptr<CpuBackend>> backends;
   std::vector<std::unique_ptr<MatrixSet>> sets;
   std::vector<MatrixSet*> all;

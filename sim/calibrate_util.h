@@ -74,11 +74,6 @@ class MatrixSet {
 // scenarios runs).
 absl::StatusOr<std::unique_ptr<CpuBackend>> OneThreadBackend();
 
-// What one product loses at its start and end, and the decode rates of
-// layer-shaped sets of several footprints, one thread and `cores` at once:
-// fills `rate`'s decode_gbps, decode_product_us and decode_footprint.
-absl::Status CalibrateDecode(const CalibrateOptions& o, DType type, int cores, MatMulRate* rate);
-
 }  // namespace shardlm::sim
 
 #endif  // SHARDLM_SIM_CALIBRATE_UTIL_H_
