@@ -16,6 +16,8 @@ namespace {
 // The line fit: sets of one matrix size each (llama3-1b's products are 512
 // to 8192 rows of 2048), distinct matrices totalling o.product_set_mib.
 constexpr int64_t kLineRows[] = {128, 512, 2048, 8192};
+// Timed runs of each footprint, alone and at once (the host drifts).
+constexpr int kRepeats = 3;
 
 // The least-squares line y = intercept + slope x through the points.
 struct Line {
@@ -55,6 +57,12 @@ absl::StatusOr<Line> MeasureProductLine(const CalibrateOptions& o, DType type) {
   return FitLine(bytes, seconds);
 }
 
+// The middle value (of an odd count; the upper middle of an even one).
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // A layer-shaped set of at least `mib` MiB: one thread alone, then one set
 // per core all at once; the product's fixed `product_s` is taken off both.
 absl::StatusOr<DecodeFootprint> MeasureFootprint(const CalibrateOptions& o, DType type,
@@ -68,14 +76,20 @@ absl::StatusOr<DecodeFootprint> MeasureFootprint(const CalibrateOptions& o, DTyp
   }
   MatrixSet& set = *sets[0];
   const double fixed = static_cast<double>(set.products()) * product_s;
-  ASSIGN_OR_RETURN(const double alone, TimeOp(o, [&] { return set.RunOnce(); }));
   std::vector<std::function<absl::Status()>> ops;
   for (auto& s : sets) ops.push_back([&s] { return s->RunOnce(); });
-  double seconds = 0;
-  ASSIGN_OR_RETURN(const std::vector<int64_t> calls, RunConcurrently(o, ops, &seconds));
-  double passes = 0;
-  for (const int64_t c : calls) passes += static_cast<double>(c);
-  const double per_pass = seconds * cores / std::max(passes, 1.0);
+  // Alone and all at once, kRepeats times each, alternating: the medians.
+  std::vector<double> alone_runs, pass_runs;
+  for (int i = 0; i < kRepeats; ++i) {
+    ASSIGN_OR_RETURN(alone_runs.emplace_back(), TimeOp(o, [&] { return set.RunOnce(); }));
+    double seconds = 0;
+    ASSIGN_OR_RETURN(const std::vector<int64_t> calls, RunConcurrently(o, ops, &seconds));
+    double passes = 0;
+    for (const int64_t c : calls) passes += static_cast<double>(c);
+    pass_runs.push_back(seconds * cores / std::max(passes, 1.0));
+  }
+  const double alone = Median(alone_runs);
+  const double per_pass = Median(pass_runs);
   // Never credit more than half a pass to fixed costs (a noisy fit).
   DecodeFootprint f;
   f.set_weight_mib(set.bytes() / 1048576);

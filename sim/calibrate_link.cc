@@ -99,7 +99,7 @@ absl::StatusOr<double> Measure(Clock* clock, bool ping, int count, size_t bytes)
 
 // Passes over the set per timed loop, and pairs of loops (alone, synced).
 constexpr int kBusyPasses = 6;
-constexpr int kBusyLoops = 5;
+constexpr int kBusyLoops = 11;
 
 // `ranks` TcpTransports joined pairwise over loopback.
 absl::StatusOr<std::vector<std::unique_ptr<tcp::TcpTransport>>> ConnectMesh(Clock* clock,
