@@ -12,6 +12,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/memory_bandwidth.h"
 #include "core/dtype.h"
+#include "core/median.h"
 #include "core/sha256.h"
 #include "core/status_macros.h"
 #include "sim/calibrate_util.h"
@@ -71,8 +72,7 @@ absl::StatusOr<double> MedianConcurrent(const CalibrateOptions& o, DType type, i
   for (int i = 0; i < 3; ++i) {
     ASSIGN_OR_RETURN(runs.emplace_back(), MeasureConcurrent(o, type, threads, batch));
   }
-  std::sort(runs.begin(), runs.end());
-  return runs[1];
+  return Median(runs);
 }
 
 absl::StatusOr<MatMulRate> MeasureMatMul(const CalibrateOptions& o, Backend* backend,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "core/median.h"
 #include "core/status_macros.h"
 #include "sim/calibrate_util.h"
 
@@ -55,12 +56,6 @@ absl::StatusOr<Line> MeasureProductLine(const CalibrateOptions& o, DType type) {
     seconds.push_back(s / static_cast<double>(set->products()));
   }
   return FitLine(bytes, seconds);
-}
-
-// The middle value (of an odd count; the upper middle of an even one).
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // A layer-shaped set of at least `mib` MiB: one thread alone, then one set

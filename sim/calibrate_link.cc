@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/median.h"
 #include "core/status_macros.h"
 #include "sim/calibrate.h"
 #include "sim/calibrate_util.h"
@@ -197,17 +198,13 @@ absl::StatusOr<double> BusyCollectiveSeconds(const CalibrateOptions& o,
     ASSIGN_OR_RETURN(synced.emplace_back(), PhaseSeconds(o, all, /*exchange=*/true));
     extra.push_back(synced.back() - alone.back());
   }
-  std::sort(alone.begin(), alone.end());
-  std::sort(synced.begin(), synced.end());
-  std::sort(extra.begin(), extra.end());
   const double messages = (ranks - 1) * (link.per_message_us() * 1e-6 +
                                          kSmallBytes / (link.bandwidth_gbps() * 1e9));
   const double hop = link.latency_us() * 1e-6 + messages;
   Say(o, absl::StrFormat("%d computing nodes: %.1f us a phase alone, %.1f us with an all-reduce "
                          "after each (%.1f us of it messages)",
-                         ranks, alone[kBusyLoops / 2] * 1e6, synced[kBusyLoops / 2] * 1e6,
-                         hop * 1e6));
-  return std::max(0.0, extra[kBusyLoops / 2] - hop);
+                         ranks, Median(alone) * 1e6, Median(synced) * 1e6, hop * 1e6));
+  return std::max(0.0, Median(extra) - hop);
 }
 
 }  // namespace

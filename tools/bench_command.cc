@@ -20,6 +20,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/engine.h"
+#include "core/median.h"
 #include "core/sampler.h"
 #include "core/gguf.h"
 #include "core/model_config.h"
@@ -111,13 +112,6 @@ struct Stepper {
   // Called between prefill and decode and after decode (cluster stats).
   std::function<absl::Status()> checkpoint = [] { return absl::OkStatus(); };
 };
-
-// The median of `v` (not empty; the mean of the middle two for even sizes).
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t h = v.size() / 2;
-  return v.size() % 2 == 1 ? v[h] : (v[h - 1] + v[h]) / 2;
-}
 
 // Runs warmup, the timed prefill and the timed decode steps. With a `probe`
 // (host memory), the decode runs in --rounds rounds, each preceded by a
