@@ -112,12 +112,14 @@ absl::StatusOr<std::unique_ptr<Buffer>> CpuBackend::CreateWeight(DType type, int
     }
     const auto* src = static_cast<const uint8_t*>(host);
     uint8_t* dst = memory->data();
-    pool_.ParallelFor(rows, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        cpu::RepackQ4_0x8Row(reinterpret_cast<const BlockQ4_0*>(src + r * row_bytes), nb,
-                             dst + r * row_bytes);
-      }
-    }, row_bytes);
+    // Whole tiles per job (a tile's rows are interleaved), the last job
+    // taking the rows after the last whole tile.
+    constexpr int64_t kTile = cpu::kQ4x8TileRows;
+    pool_.ParallelFor((rows + kTile - 1) / kTile, [&](int64_t begin, int64_t end) {
+      const int64_t first = begin * kTile, last = std::min(rows, end * kTile);
+      cpu::RepackQ4_0x8Rows(reinterpret_cast<const BlockQ4_0*>(src + first * row_bytes),
+                            last - first, nb, dst + first * row_bytes);
+    }, kTile * row_bytes);
     return std::unique_ptr<Buffer>(new CpuBuffer(rows, cols, row_bytes, std::move(memory)));
   }
   return std::unique_ptr<Buffer>(new CpuBuffer(type, rows, cols, row_bytes, host));
@@ -402,7 +404,7 @@ absl::Status CpuBackend::Embed(const Buffer& table, absl::Span<const int32_t> to
     std::vector<BlockQ4_0> plain;
     if (Cpu(table).q4x8()) {
       plain.resize(table.cols() / kQK);
-      cpu::UnpackQ4_0x8Row(row, plain.size(), plain.data());
+      cpu::UnpackQ4_0x8Row(Cpu(table).row(0), table.rows(), tokens[i], plain.size(), plain.data());
       row = reinterpret_cast<const uint8_t*>(plain.data());
     }
     RETURN_IF_ERROR(DequantizeRow(table.dtype(), row, table.cols(), Cpu(out).f32(i)));

@@ -97,8 +97,11 @@ struct KernelTable {
   void (*dot_q4_0_fast_rows)(const void* w, size_t row_stride, int rows, const ActBlockQ8* x,
                              int64_t nb, float* out);
 
-  // Multi-row q4_0 dots over rows in the q4_0x8 layout (RepackQ4_0x8Row),
+  // Multi-row q4_0 dots over rows in the q4_0x8 layout (RepackQ4_0x8Rows),
   // or nullptr where the path has none (the backend then keeps rows plain).
+  // `w` is a row of the run at a multiple of kQ4x8TileRows; whole tiles of
+  // the `rows` are tiles in the run, and only the run's last rows (after its
+  // last whole tile) may follow them. `row_stride` is a plain row's bytes.
   // `act` holds PrepareQ4_0x8Act's form of x (q4_0x8_act_bytes(nb) bytes);
   // x itself serves the plain tail blocks. Results as the plain rows
   // entries give for the same rows (exact: bit for bit).
@@ -110,18 +113,24 @@ struct KernelTable {
                                const ActBlockQ8* x, int64_t nb, float* out);
 };
 
-// The q4_0x8 row layout: the same bytes as a plain row of nb q4_0 blocks,
-// reordered so that SIMD loads need no shuffles. Each whole group of 8
-// blocks (kQ4x8GroupBytes = 144 bytes) holds the 8 f16 scales, then the 8
-// blocks' 16 qs bytes in block order; the last nb % 8 blocks follow as
-// plain BlockQ4_0.
+// The q4_0x8 layout of a run of q4_0 rows: the same bytes as the plain
+// rows, reordered so that SIMD loads need no shuffles and a multi-row dot
+// reads one sequential stream. A q4_0x8 row holds each whole group of 8
+// blocks (kQ4x8GroupBytes = 144 bytes) as the 8 f16 scales, then the 8
+// blocks' 16 qs bytes in block order; the last nb % 8 blocks follow as plain
+// BlockQ4_0. Rows are tiled in fours: tile t (rows 4t..4t+3) fills the bytes
+// of those four plain rows with group 0 of each of its rows, then group 1 of
+// each, and so on, then the four rows' tails in row order. Rows after the
+// last whole tile are single q4_0x8 rows in their own places.
 inline constexpr int64_t kQ4x8Blocks = 8;
 inline constexpr int64_t kQ4x8GroupBytes = kQ4x8Blocks * sizeof(BlockQ4_0);
-// Writes the q4_0x8 form of the nb blocks at `src` to `dst` (nb * 18 bytes;
-// no overlap).
-void RepackQ4_0x8Row(const BlockQ4_0* src, int64_t nb, void* dst);
-// The inverse: the plain blocks of a q4_0x8 row.
-void UnpackQ4_0x8Row(const void* src, int64_t nb, BlockQ4_0* dst);
+inline constexpr int64_t kQ4x8TileRows = 4;
+// Writes the q4_0x8 form of the `rows` plain rows of nb blocks at `src`
+// (contiguous) to `dst` (rows * nb * 18 bytes; no overlap). A run that starts
+// at a whole tile of a longer run gets the same bytes as that part of it.
+void RepackQ4_0x8Rows(const BlockQ4_0* src, int64_t rows, int64_t nb, void* dst);
+// The plain blocks of row `r` (< rows) of a q4_0x8 run of `rows` rows.
+void UnpackQ4_0x8Row(const void* src, int64_t rows, int64_t r, int64_t nb, BlockQ4_0* dst);
 
 // Multi-row entries of a path that loop over its single-row dots.
 template <int64_t (*kDot)(const BlockQ4_0*, const ActBlockQ8*, int64_t)>

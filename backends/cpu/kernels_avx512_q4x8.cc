@@ -5,6 +5,10 @@
 // activations, which PrepareQ4_0x8Act has rearranged once per vector (and
 // which the rows of a matrix share). Per group and row the plain-layout
 // kernels spend ~33 vector instructions, these ~21 (fast) and ~30 (exact).
+// A tile of 4 rows is read front to back as one stream, which the hardware
+// prefetchers follow (measured, 2 threads over 512 MiB: ~20% more GB/s
+// than 4 rows read side by side with software prefetch); single rows
+// prefetch the same group of the next call's rows.
 //
 // Exactness (the contract of kernels.h, as in kernels_avx512_internal.h):
 //  - vpdpbusd on (nibble u8) x (q s8), seeded with -8 * (sum of the 4 q),
@@ -97,7 +101,22 @@ SHARDLM_AVX512_INLINE void PrefetchGroup(const uint8_t* p, size_t ahead) {
   _mm_prefetch(reinterpret_cast<const char*>(p) + ahead + 128, _MM_HINT_T0);
 }
 
-template <int R>
+// Where row r (< R) keeps group g, and its plain tail: in a tile of R rows
+// (kTile) or in single rows `stride` apart.
+template <int R, bool kTile>
+SHARDLM_AVX512_INLINE const uint8_t* GroupAt(const uint8_t* w, size_t stride, int64_t g, int r) {
+  return kTile ? w + (g * R + r) * kQ4x8GroupBytes : w + r * stride + g * kQ4x8GroupBytes;
+}
+template <int R, bool kTile>
+SHARDLM_AVX512_INLINE const BlockQ4_0* TailAt(const uint8_t* w, size_t stride, int64_t nb, int r) {
+  const int64_t groups = nb / kQ4x8Blocks;
+  const int64_t tail_bytes = (nb - groups * kQ4x8Blocks) * static_cast<int64_t>(sizeof(BlockQ4_0));
+  return reinterpret_cast<const BlockQ4_0*>(
+      kTile ? w + groups * R * kQ4x8GroupBytes + r * tail_bytes
+            : w + r * stride + groups * kQ4x8GroupBytes);
+}
+
+template <int R, bool kTile>
 SHARDLM_AVX512_INLINE void FastRowsR(const uint8_t* w, size_t stride, const ActGroup* act,
                                      const ActBlockQ8* x, int64_t nb, float* out) {
   const __m512i m0f = _mm512_set1_epi8(0x0f);
@@ -115,8 +134,8 @@ SHARDLM_AVX512_INLINE void FastRowsR(const uint8_t* w, size_t stride, const ActG
     const __m256 xd = _mm256_loadu_ps(a.d);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const uint8_t* p = w + r * stride + g * kQ4x8GroupBytes;
-      PrefetchGroup(p, ahead);
+      const uint8_t* p = GroupAt<R, kTile>(w, stride, g, r);
+      if (!kTile) PrefetchGroup(p, ahead);
       const __m512 sc = _mm512_castps256_ps512(
           _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), xd));
 #pragma GCC unroll 2
@@ -140,14 +159,13 @@ SHARDLM_AVX512_INLINE void FastRowsR(const uint8_t* w, size_t stride, const ActG
   for (int r = 0; r < R; ++r) {
     float v = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
     if (b < nb) {
-      const auto* tail = reinterpret_cast<const BlockQ4_0*>(w + r * stride + groups * kQ4x8GroupBytes);
-      v += Avx512Kernels()->dot_q4_0_fast(tail, x + b, nb - b);
+      v += Avx512Kernels()->dot_q4_0_fast(TailAt<R, kTile>(w, stride, nb, r), x + b, nb - b);
     }
     out[r] = v;
   }
 }
 
-template <int R>
+template <int R, bool kTile>
 SHARDLM_AVX512_INLINE void ExactRowsR(const uint8_t* w, size_t stride, const ActGroup* act,
                                       const ActBlockQ8* x, int64_t nb, int64_t* out) {
   const __m512i m0f = _mm512_set1_epi8(0x0f);
@@ -168,8 +186,8 @@ SHARDLM_AVX512_INLINE void ExactRowsR(const uint8_t* w, size_t stride, const Act
         _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a.d)), _mm512_set1_pd(kFixedScale));
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const uint8_t* p = w + r * stride + g * kQ4x8GroupBytes;
-      PrefetchGroup(p, ahead);
+      const uint8_t* p = GroupAt<R, kTile>(w, stride, g, r);
+      if (!kTile) PrefetchGroup(p, ahead);
       const __m512d sc = _mm512_mul_pd(
           _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))),
           dx);
@@ -198,20 +216,21 @@ SHARDLM_AVX512_INLINE void ExactRowsR(const uint8_t* w, size_t stride, const Act
     uint64_t v = static_cast<uint64_t>(FinishFixed(_mm512_add_epi64(acc0[r], acc1[r]),
                                                    16 * static_cast<uint64_t>(groups)));
     if (b < nb) {
-      const auto* tail = reinterpret_cast<const BlockQ4_0*>(w + r * stride + groups * kQ4x8GroupBytes);
-      v += static_cast<uint64_t>(Avx512Kernels()->dot_q4_0_exact(tail, x + b, nb - b));
+      v += static_cast<uint64_t>(
+          Avx512Kernels()->dot_q4_0_exact(TailAt<R, kTile>(w, stride, nb, r), x + b, nb - b));
     }
     out[r] = static_cast<int64_t>(v);
   }
 }
 
-// Rows per call (as the plain-layout R-row dots: 4, then 2, then 1).
+// Whole tiles of 4 rows, then the run's last rows 2 and 1 at a time.
 template <typename T, void (*k4)(const uint8_t*, size_t, const ActGroup*, const ActBlockQ8*,
                                  int64_t, T*),
           void (*k2)(const uint8_t*, size_t, const ActGroup*, const ActBlockQ8*, int64_t, T*),
           void (*k1)(const uint8_t*, size_t, const ActGroup*, const ActBlockQ8*, int64_t, T*)>
 void Rows(const void* w, size_t stride, int rows, const void* act, const ActBlockQ8* x, int64_t nb,
           T* out) {
+  static_assert(kQ4x8TileRows == 4, "the tile kernels take 4 rows");
   const uint8_t* p = static_cast<const uint8_t*>(w);
   const ActGroup* a = static_cast<const ActGroup*>(act);
   int r = 0;
@@ -220,14 +239,14 @@ void Rows(const void* w, size_t stride, int rows, const void* act, const ActBloc
   if (r < rows) k1(p + r * stride, stride, a, x, nb, out + r);
 }
 
-template <int R>
+template <int R, bool kTile>
 void Fast(const uint8_t* w, size_t s, const ActGroup* a, const ActBlockQ8* x, int64_t nb, float* o) {
-  FastRowsR<R>(w, s, a, x, nb, o);
+  FastRowsR<R, kTile>(w, s, a, x, nb, o);
 }
-template <int R>
+template <int R, bool kTile>
 void Exact(const uint8_t* w, size_t s, const ActGroup* a, const ActBlockQ8* x, int64_t nb,
            int64_t* o) {
-  ExactRowsR<R>(w, s, a, x, nb, o);
+  ExactRowsR<R, kTile>(w, s, a, x, nb, o);
 }
 
 }  // namespace
@@ -236,11 +255,11 @@ size_t Q4x8ActBytes(int64_t nb) { return ActBytes(nb); }
 void PrepareQ4x8Act(const ActBlockQ8* x, int64_t nb, void* act) { PrepareAct(x, nb, act); }
 void DotQ4x8ExactRows(const void* w, size_t stride, int rows, const void* act,
                       const ActBlockQ8* x, int64_t nb, int64_t* out) {
-  Rows<int64_t, Exact<4>, Exact<2>, Exact<1>>(w, stride, rows, act, x, nb, out);
+  Rows<int64_t, Exact<4, true>, Exact<2, false>, Exact<1, false>>(w, stride, rows, act, x, nb, out);
 }
 void DotQ4x8FastRows(const void* w, size_t stride, int rows, const void* act, const ActBlockQ8* x,
                      int64_t nb, float* out) {
-  Rows<float, Fast<4>, Fast<2>, Fast<1>>(w, stride, rows, act, x, nb, out);
+  Rows<float, Fast<4, true>, Fast<2, false>, Fast<1, false>>(w, stride, rows, act, x, nb, out);
 }
 
 }  // namespace shardlm::cpu::avx512_internal

@@ -199,10 +199,7 @@ void BM_Q4x8Rows(benchmark::State& state, const KernelTable* k, bool exact, int6
   const Matrix& plain = GetMatrix(WType::kQ4_0, cols, bytes);
   const int64_t nb = cols / kQK;
   std::vector<uint8_t> packed(plain.data.size());
-  for (int64_t r = 0; r < plain.rows; ++r) {
-    RepackQ4_0x8Row(static_cast<const BlockQ4_0*>(plain.row(r)), nb,
-                    packed.data() + r * plain.row_bytes);
-  }
+  RepackQ4_0x8Rows(static_cast<const BlockQ4_0*>(plain.row(0)), plain.rows, nb, packed.data());
   uint64_t s = 12345;
   std::vector<float> x(cols);
   for (auto& v : x) v = RandUnit(s);

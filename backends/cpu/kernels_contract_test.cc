@@ -114,19 +114,31 @@ TEST_P(KernelsTest, Q4MultiRowDotsMatchSingleRow) {
 TEST_P(KernelsTest, Q4x8MultiRowDotsMatchPlainRows) {
   std::mt19937 rng(13);
   for (int64_t nb : {1, 7, 8, 9, 15, 16, 24, 31, 64, 67, 256}) {
-    const QuantRow one = RandomQuantRow(rng, QType::kQ4_0, nb);
-    std::vector<uint8_t> packed(nb * sizeof(BlockQ4_0));
-    RepackQ4_0x8Row(one.q4.data(), nb, packed.data());
-    std::vector<BlockQ4_0> back(nb);
-    UnpackQ4_0x8Row(packed.data(), nb, back.data());
-    ASSERT_EQ(std::memcmp(back.data(), one.q4.data(), nb * sizeof(BlockQ4_0)), 0) << nb;
+    for (int64_t rows : {1, 3, 4, 5, 8, 11}) {
+      const QuantRow all = RandomQuantRow(rng, QType::kQ4_0, nb * rows);
+      std::vector<uint8_t> packed(rows * nb * sizeof(BlockQ4_0));
+      RepackQ4_0x8Rows(all.q4.data(), rows, nb, packed.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<BlockQ4_0> back(nb);
+        UnpackQ4_0x8Row(packed.data(), rows, r, nb, back.data());
+        ASSERT_EQ(std::memcmp(back.data(), all.q4.data() + r * nb, nb * sizeof(BlockQ4_0)), 0)
+            << "nb=" << nb << " rows=" << rows << " row " << r;
+      }
+      // A run from a whole tile on is that part of the longer run.
+      if (rows > kQ4x8TileRows) {
+        const size_t skip = kQ4x8TileRows * nb * sizeof(BlockQ4_0);
+        std::vector<uint8_t> part(packed.size() - skip);
+        RepackQ4_0x8Rows(all.q4.data() + kQ4x8TileRows * nb, rows - kQ4x8TileRows, nb, part.data());
+        ASSERT_EQ(std::memcmp(part.data(), packed.data() + skip, part.size()), 0) << nb;
+      }
+    }
   }
   if (k().dot_q4_0x8_fast_rows == nullptr) {
     EXPECT_EQ(k().dot_q4_0x8_exact_rows, nullptr);
     GTEST_SKIP() << k().isa << " keeps q4_0 rows plain";
   }
   for (int64_t nb : {1, 7, 8, 9, 16, 17, 64, 71, 256}) {
-    for (int rows : {1, 2, 3, 4, 5, 8, 9}) {
+    for (int rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11}) {
       SCOPED_TRACE(testing::Message() << "nb=" << nb << " rows=" << rows);
       const QuantRow w = RandomQuantRow(rng, QType::kQ4_0, nb * rows);
       std::vector<BlockQ4_0> wb = w.q4;
@@ -134,9 +146,7 @@ TEST_P(KernelsTest, Q4x8MultiRowDotsMatchPlainRows) {
       if (rows > 3) wb[2 * nb + nb - 1].d = 0xfc00;  // -inf in row 2's last block
       const size_t stride = nb * sizeof(BlockQ4_0);
       std::vector<uint8_t> packed(rows * stride);
-      for (int r = 0; r < rows; ++r) {
-        RepackQ4_0x8Row(wb.data() + r * nb, nb, packed.data() + r * stride);
-      }
+      RepackQ4_0x8Rows(wb.data(), rows, nb, packed.data());
       for (bool huge : {false, true}) {
         const std::vector<ActBlockQ8> x = RandomActs(rng, nb, huge);
         std::vector<uint8_t> act(k().q4_0x8_act_bytes(nb) + 1);

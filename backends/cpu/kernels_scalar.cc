@@ -164,28 +164,74 @@ const KernelTable kScalarTable = {
 
 const KernelTable* ScalarKernels() { return &kScalarTable; }
 
-void RepackQ4_0x8Row(const BlockQ4_0* src, int64_t nb, void* dst) {
-  uint8_t* out = static_cast<uint8_t*>(dst);
-  int64_t b = 0;
-  for (; b + kQ4x8Blocks <= nb; b += kQ4x8Blocks, out += kQ4x8GroupBytes) {
-    for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
-      std::memcpy(out + 2 * k, &src[b + k].d, 2);
-      std::memcpy(out + 2 * kQ4x8Blocks + 16 * k, src[b + k].qs, 16);
-    }
+namespace {
+
+// The 144 bytes of one q4_0x8 group from 8 plain blocks, and back.
+void PackGroup(const BlockQ4_0* src, uint8_t* out) {
+  for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
+    std::memcpy(out + 2 * k, &src[k].d, 2);
+    std::memcpy(out + 2 * kQ4x8Blocks + 16 * k, src[k].qs, 16);
   }
-  std::memcpy(out, src + b, (nb - b) * sizeof(BlockQ4_0));
 }
 
-void UnpackQ4_0x8Row(const void* src, int64_t nb, BlockQ4_0* dst) {
-  const uint8_t* in = static_cast<const uint8_t*>(src);
-  int64_t b = 0;
-  for (; b + kQ4x8Blocks <= nb; b += kQ4x8Blocks, in += kQ4x8GroupBytes) {
-    for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
-      std::memcpy(&dst[b + k].d, in + 2 * k, 2);
-      std::memcpy(dst[b + k].qs, in + 2 * kQ4x8Blocks + 16 * k, 16);
+void UnpackGroup(const uint8_t* in, BlockQ4_0* dst) {
+  for (int64_t k = 0; k < kQ4x8Blocks; ++k) {
+    std::memcpy(&dst[k].d, in + 2 * k, 2);
+    std::memcpy(dst[k].qs, in + 2 * kQ4x8Blocks + 16 * k, 16);
+  }
+}
+
+// Offsets, from the start of a tile, of row i's group g and of row i's
+// plain tail blocks.
+size_t TileGroupOffset(int64_t g, int64_t i) { return (g * kQ4x8TileRows + i) * kQ4x8GroupBytes; }
+size_t TileTailOffset(int64_t nb, int64_t i) {
+  const int64_t groups = nb / kQ4x8Blocks;
+  return groups * kQ4x8TileRows * kQ4x8GroupBytes +
+         i * (nb - groups * kQ4x8Blocks) * sizeof(BlockQ4_0);
+}
+
+}  // namespace
+
+void RepackQ4_0x8Rows(const BlockQ4_0* src, int64_t rows, int64_t nb, void* dst) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  const int64_t groups = nb / kQ4x8Blocks, tail = nb - groups * kQ4x8Blocks;
+  const size_t row_bytes = nb * sizeof(BlockQ4_0);
+  const int64_t tiled = rows / kQ4x8TileRows * kQ4x8TileRows;
+  for (int64_t t = 0; t < tiled; t += kQ4x8TileRows) {
+    uint8_t* tile = out + t * row_bytes;
+    for (int64_t i = 0; i < kQ4x8TileRows; ++i) {
+      const BlockQ4_0* row = src + (t + i) * nb;
+      for (int64_t g = 0; g < groups; ++g) {
+        PackGroup(row + g * kQ4x8Blocks, tile + TileGroupOffset(g, i));
+      }
+      std::memcpy(tile + TileTailOffset(nb, i), row + groups * kQ4x8Blocks,
+                  tail * sizeof(BlockQ4_0));
     }
   }
-  std::memcpy(dst + b, in, (nb - b) * sizeof(BlockQ4_0));
+  for (int64_t r = tiled; r < rows; ++r) {
+    const BlockQ4_0* row = src + r * nb;
+    uint8_t* o = out + r * row_bytes;
+    for (int64_t g = 0; g < groups; ++g) PackGroup(row + g * kQ4x8Blocks, o + g * kQ4x8GroupBytes);
+    std::memcpy(o + groups * kQ4x8GroupBytes, row + groups * kQ4x8Blocks, tail * sizeof(BlockQ4_0));
+  }
+}
+
+void UnpackQ4_0x8Row(const void* src, int64_t rows, int64_t r, int64_t nb, BlockQ4_0* dst) {
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  const int64_t groups = nb / kQ4x8Blocks, tail = nb - groups * kQ4x8Blocks;
+  const size_t row_bytes = nb * sizeof(BlockQ4_0);
+  if (r < rows / kQ4x8TileRows * kQ4x8TileRows) {
+    const int64_t i = r % kQ4x8TileRows;
+    const uint8_t* tile = in + (r - i) * row_bytes;
+    for (int64_t g = 0; g < groups; ++g) {
+      UnpackGroup(tile + TileGroupOffset(g, i), dst + g * kQ4x8Blocks);
+    }
+    std::memcpy(dst + groups * kQ4x8Blocks, tile + TileTailOffset(nb, i), tail * sizeof(BlockQ4_0));
+    return;
+  }
+  const uint8_t* row = in + r * row_bytes;
+  for (int64_t g = 0; g < groups; ++g) UnpackGroup(row + g * kQ4x8GroupBytes, dst + g * kQ4x8Blocks);
+  std::memcpy(dst + groups * kQ4x8Blocks, row + groups * kQ4x8GroupBytes, tail * sizeof(BlockQ4_0));
 }
 
 }  // namespace shardlm::cpu
