@@ -39,8 +39,9 @@ DEFINE_int64(warmup, 2, "Untimed single-token steps run first (pages in the weig
 DEFINE_bool(json, false, "Print one JSON object instead of a table");
 DEFINE_int32(rounds, 4,
              "Host memory: decode is timed in this many rounds with the read bandwidth measured "
-             "before each, and the fraction of bandwidth is the median of the rounds' ratios "
-             "(a shared host's bandwidth drifts; paired, both figures see the same machine)");
+             "between them; a round's bandwidth is the better reading of the two around it, and "
+             "the fraction of bandwidth is the median of the rounds' ratios (a shared host's "
+             "bandwidth drifts; paired, both figures see the same machine)");
 
 namespace shardlm::cli {
 namespace {
@@ -114,8 +115,9 @@ struct Stepper {
 };
 
 // Runs warmup, the timed prefill and the timed decode steps. With a `probe`
-// (host memory), the decode runs in --rounds rounds, each preceded by a
-// bandwidth reading; `bytes_per_token` gives each round's effective rate.
+// (host memory), the decode runs in --rounds rounds with a bandwidth
+// reading before the first and after each; `bytes_per_token` gives each
+// round's effective rate.
 absl::Status TimeSteps(const Stepper& step, int64_t vocab, uint64_t bytes_per_token,
                        ReadBandwidthProbe* probe, BenchResult* r) {
   std::mt19937_64 rng(kPromptSeed);
@@ -133,13 +135,16 @@ absl::Status TimeSteps(const Stepper& step, int64_t vocab, uint64_t bytes_per_to
   RETURN_IF_ERROR(step.checkpoint());
   const int64_t rounds = probe == nullptr ? 1 : std::min<int64_t>(FLAGS_rounds, r->decode_tokens);
   double decode_s = 0;
+  // A round's bandwidth is the better of the readings just before and just
+  // after it (each reading serves the rounds on both sides), so that one
+  // reading caught in a dip does not flatter the round.
+  constexpr int kPassesPerReading = 2;
+  double before = 0;
+  if (probe != nullptr) {
+    ASSIGN_OR_RETURN(before, probe->Measure(kPassesPerReading));
+  }
   for (int64_t round = 0; round < rounds; ++round) {
     const int64_t tokens = r->decode_tokens * (round + 1) / rounds - r->decode_tokens * round / rounds;
-    double measured = 0;
-    if (probe != nullptr) {
-      constexpr int kPassesPerRound = 2;
-      ASSIGN_OR_RETURN(measured, probe->Measure(kPassesPerRound));
-    }
     const absl::Time start = clock.Now();
     for (int64_t i = 0; i < tokens; ++i) {
       ASSIGN_OR_RETURN(next, step.forward({next}));
@@ -147,8 +152,11 @@ absl::Status TimeSteps(const Stepper& step, int64_t vocab, uint64_t bytes_per_to
     const double seconds = std::max(absl::ToDoubleSeconds(clock.Now() - start), 1e-9);
     decode_s += seconds;
     if (probe != nullptr) {
+      ASSIGN_OR_RETURN(const double after, probe->Measure(kPassesPerReading));
+      const double measured = std::max(before, after);
       r->round_measured_gb_per_s.push_back(measured);
       r->round_fractions.push_back(bytes_per_token * tokens / seconds / 1e9 / measured);
+      before = after;
     }
   }
   RETURN_IF_ERROR(step.checkpoint());
