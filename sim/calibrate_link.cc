@@ -1,7 +1,14 @@
 // The link side of calibration: two ranks of the real TcpTransport joined by
 // a loopback connection, rank 1 served by a thread of its own (as a worker
-// process would be by its own core).
+// process would be by its own core); then nodes in processes of their own
+// computing and all-reducing, as a loopback cluster's do.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -9,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/median.h"
 #include "core/status_macros.h"
 #include "sim/calibrate.h"
@@ -21,6 +29,7 @@ namespace shardlm::sim {
 namespace {
 
 constexpr uint32_t kTag = 7;
+constexpr uint32_t kDoneTag = 8;  // a node process's last message, to rank 0
 constexpr int kPingPongs = 2000;
 constexpr int kStreamMessages = 20000;
 constexpr size_t kSmallBytes = 2176;  // a q8_0 all-reduce of a 2048-wide vector
@@ -102,78 +111,184 @@ absl::StatusOr<double> Measure(Clock* clock, bool ping, int count, size_t bytes)
 constexpr int kBusyPasses = 6;
 constexpr int kBusyLoops = 11;
 
-// `ranks` TcpTransports joined pairwise over loopback.
-absl::StatusOr<std::vector<std::unique_ptr<tcp::TcpTransport>>> ConnectMesh(Clock* clock,
-                                                                           int ranks) {
+// Sockets joining `ranks` nodes pairwise over loopback: [r][p] is rank r's
+// end of its connection to rank p (invalid for p == r).
+absl::StatusOr<std::vector<std::vector<tcp::Socket>>> MeshSockets(Clock* clock, int ranks) {
   const absl::Time deadline = clock->Now() + absl::Seconds(5);
-  std::vector<std::vector<std::unique_ptr<tcp::FramedConnection>>> peers(ranks);
-  for (auto& p : peers) p.resize(ranks);
+  std::vector<std::vector<tcp::Socket>> mesh(ranks);
+  for (auto& row : mesh) row.resize(ranks);
   for (int i = 0; i < ranks; ++i) {
     for (int j = i + 1; j < ranks; ++j) {
       ASSIGN_OR_RETURN(tcp::Listener listener, tcp::Listener::Listen("127.0.0.1", 0, clock));
-      ASSIGN_OR_RETURN(tcp::Socket dialed,
-                       tcp::Connect("127.0.0.1", listener.port(), deadline, clock));
-      ASSIGN_OR_RETURN(tcp::Socket accepted, listener.Accept(deadline));
-      peers[i][j] = std::make_unique<tcp::FramedConnection>(std::move(dialed));
-      peers[j][i] = std::make_unique<tcp::FramedConnection>(std::move(accepted));
+      ASSIGN_OR_RETURN(mesh[i][j], tcp::Connect("127.0.0.1", listener.port(), deadline, clock));
+      ASSIGN_OR_RETURN(mesh[j][i], listener.Accept(deadline));
     }
-  }
-  std::vector<std::unique_ptr<tcp::TcpTransport>> mesh;
-  for (int r = 0; r < ranks; ++r) {
-    mesh.push_back(std::make_unique<tcp::TcpTransport>(r, std::move(peers[r]), clock));
   }
   return mesh;
 }
 
+// Sends a kSmallBytes message to every other rank and receives theirs, as a
+// direct all-reduce does.
+absl::Status Exchange(Transport* t, int rank, int ranks, absl::Time deadline) {
+  const std::vector<uint8_t> m(kSmallBytes, 1);
+  for (int p = 0; p < ranks; ++p) {
+    if (p != rank) RETURN_IF_ERROR(t->Send(p, kTag, m, deadline));
+  }
+  for (int p = 0; p < ranks; ++p) {
+    if (p != rank) RETURN_IF_ERROR(t->Recv(p, kTag, deadline).status());
+  }
+  return absl::OkStatus();
+}
+
 // Rank `rank` of `ranks` nodes: the set's products one by one, like the
-// phases of a decode step; with `t`, after each one it sends a kSmallBytes
-// message to every other rank and receives theirs, as a direct all-reduce
-// does.
+// phases of a decode step; with `t`, an Exchange after each one.
 absl::Status PhaseLoop(MatrixSet* set, Transport* t, int rank, int ranks, Clock* clock) {
   const absl::Time deadline = clock->Now() + absl::Seconds(60);
-  const std::vector<uint8_t> m(kSmallBytes, 1);
   for (int pass = 0; pass < kBusyPasses; ++pass) {
     for (size_t i = 0; i < set->products(); ++i) {
       RETURN_IF_ERROR(set->RunProduct(i));
-      if (t == nullptr) continue;
-      for (int p = 0; p < ranks; ++p) {
-        if (p != rank) RETURN_IF_ERROR(t->Send(p, kTag, m, deadline));
-      }
-      for (int p = 0; p < ranks; ++p) {
-        if (p != rank) RETURN_IF_ERROR(t->Recv(p, kTag, deadline).status());
-      }
+      if (t != nullptr) RETURN_IF_ERROR(Exchange(t, rank, ranks, deadline));
     }
   }
   return absl::OkStatus();
 }
 
-// Seconds per phase of every set's PhaseLoop at once, one thread a set,
-// with the exchange or without.
-absl::StatusOr<double> PhaseSeconds(const CalibrateOptions& o, const std::vector<MatrixSet*>& sets,
-                                    bool exchange) {
-  const int ranks = static_cast<int>(sets.size());
-  std::vector<std::unique_ptr<tcp::TcpTransport>> mesh;
-  if (exchange) {
-    ASSIGN_OR_RETURN(mesh, ConnectMesh(o.clock, ranks));
+// Seconds of one node's PhaseLoops, alone and with the exchange.
+struct LoopPair {
+  double alone = 0, synced = 0;
+};
+
+// What a node process runs: its transport over its row of the mesh, its own
+// weights, then kBusyLoops pairs of PhaseLoops (alone, then with the
+// exchange), every loop started after an Exchange that lines the nodes up.
+absl::Status NodeLoops(const CalibrateOptions& o, const std::vector<int64_t>& rows, int rank,
+                       std::vector<tcp::Socket> sockets, std::vector<LoopPair>* pairs) {
+  const int ranks = static_cast<int>(sockets.size());
+  std::vector<std::unique_ptr<tcp::FramedConnection>> peers(ranks);
+  for (int p = 0; p < ranks; ++p) {
+    if (p != rank) peers[p] = std::make_unique<tcp::FramedConnection>(std::move(sockets[p]));
   }
-  std::vector<absl::Status> status(ranks);
-  const absl::Time start = o.clock->Now();
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r) {
-    threads.emplace_back([&, r] {
-      status[r] = PhaseLoop(sets[r], exchange ? mesh[r].get() : nullptr, r, ranks, o.clock);
-      if (!status[r].ok() && exchange) mesh[r]->Abort();  // the others fail promptly
-    });
+  tcp::TcpTransport t(rank, std::move(peers), o.clock);
+  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, OneThreadBackend());
+  ASSIGN_OR_RETURN(std::unique_ptr<MatrixSet> set,
+                   MatrixSet::Create(backend.get(), DType::kQ4_0, rows));
+  RETURN_IF_ERROR(set->RunOnce());  // pages and caches warm
+  for (int loop = 0; loop < kBusyLoops; ++loop) {
+    LoopPair& pair = pairs->emplace_back();
+    for (Transport* exchange : {static_cast<Transport*>(nullptr), static_cast<Transport*>(&t)}) {
+      RETURN_IF_ERROR(Exchange(&t, rank, ranks, o.clock->Now() + absl::Seconds(60)));
+      const absl::Time start = o.clock->Now();
+      RETURN_IF_ERROR(PhaseLoop(set.get(), exchange, rank, ranks, o.clock));
+      (exchange == nullptr ? pair.alone : pair.synced) =
+          absl::ToDoubleSeconds(o.clock->Now() - start);
+    }
   }
-  for (std::thread& t : threads) t.join();
-  const double seconds = absl::ToDoubleSeconds(o.clock->Now() - start) /
-                         static_cast<double>(kBusyPasses * sets[0]->products());
-  for (auto& t : mesh) t->Abort();
-  for (const absl::Status& st : status) RETURN_IF_ERROR(st);
-  return seconds;
+  // Rank 0 leaves last: a worker whose root has gone stops waiting for the
+  // others (TcpTransport), and some may still be receiving.
+  const absl::Time deadline = o.clock->Now() + absl::Seconds(60);
+  const std::vector<uint8_t> done(1);
+  if (rank != 0) return t.Send(0, kDoneTag, done, deadline);
+  for (int p = 1; p < ranks; ++p) RETURN_IF_ERROR(t.Recv(p, kDoneTag, deadline).status());
+  return absl::OkStatus();
 }
 
-// What a collective of `ranks` computing nodes (one thread each, on this
+// Writes all of `text` to `fd` (a pipe).
+void WriteAll(int fd, const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+// Reads `fd` to its end.
+std::string ReadAll(int fd) {
+  std::string text;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Runs NodeLoops for `ranks` nodes, each in a process of its own (forked),
+// as the nodes of a loopback cluster are: switching between processes
+// costs more than between threads, most on a virtual machine. Each child
+// reports "OK" or its error on the first line of its pipe, then a line
+// per loop pair. Returns, per loop, the slowest node's pair.
+absl::StatusOr<std::vector<LoopPair>> NodeProcesses(const CalibrateOptions& o,
+                                                   const std::vector<int64_t>& rows, int ranks) {
+  ASSIGN_OR_RETURN(std::vector<std::vector<tcp::Socket>> mesh, MeshSockets(o.clock, ranks));
+  std::vector<pid_t> children;
+  std::vector<int> reports;
+  int start_error = 0;
+  for (int r = 0; r < ranks; ++r) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      start_error = errno;
+      break;
+    }
+    const pid_t pid = fork();
+    if (pid < 0) start_error = errno;
+    if (pid == 0) {
+      close(fds[0]);
+      std::vector<tcp::Socket> mine = std::move(mesh[r]);
+      mesh.clear();  // this process's copies of the other ranks' ends
+      std::vector<LoopPair> pairs;
+      const absl::Status status = NodeLoops(o, rows, r, std::move(mine), &pairs);
+      std::string text = status.ok() ? "OK\n" : std::string(status.message()) + "\n";
+      for (const LoopPair& p : pairs) text += absl::StrFormat("%.9g %.9g\n", p.alone, p.synced);
+      WriteAll(fds[1], text);
+      _exit(status.ok() ? 0 : 1);  // no destructors or atexit work of the parent's
+    }
+    close(fds[1]);
+    if (pid < 0) {
+      close(fds[0]);
+      break;
+    }
+    children.push_back(pid);
+    reports.push_back(fds[0]);
+  }
+  mesh.clear();  // the children hold the connections now
+  std::vector<std::string> texts;
+  for (int fd : reports) {
+    texts.push_back(ReadAll(fd));
+    close(fd);
+  }
+  for (pid_t pid : children) waitpid(pid, nullptr, 0);
+  if (static_cast<int>(children.size()) < ranks) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "calibration: cannot start node process ", children.size() + 1, " of ", ranks, ": ",
+        std::strerror(start_error)));
+  }
+  std::vector<LoopPair> slowest(kBusyLoops);
+  for (int r = 0; r < ranks; ++r) {
+    const std::vector<std::string> lines = absl::StrSplit(texts[r], '\n', absl::SkipEmpty());
+    if (lines.empty()) return absl::InternalError(absl::StrCat("calibration node ", r, " died"));
+    if (lines[0] != "OK") {
+      return absl::InternalError(absl::StrCat("calibration node ", r, ": ", lines[0]));
+    }
+    if (static_cast<int>(lines.size()) != kBusyLoops + 1) {
+      return absl::InternalError(absl::StrCat("calibration node ", r, " reported ",
+                                              lines.size() - 1, " loops of ", kBusyLoops));
+    }
+    for (int loop = 0; loop < kBusyLoops; ++loop) {
+      LoopPair p;
+      if (std::sscanf(lines[loop + 1].c_str(), "%lf %lf", &p.alone, &p.synced) != 2) {
+        return absl::InternalError(absl::StrCat("calibration node ", r, ": bad report line"));
+      }
+      slowest[loop].alone = std::max(slowest[loop].alone, p.alone);
+      slowest[loop].synced = std::max(slowest[loop].synced, p.synced);
+    }
+  }
+  return slowest;
+}
+
+// What a collective of `ranks` computing nodes (one process each, on this
 // host) costs beyond its messages: PhaseLoop with the exchange minus
 // without it, per phase, minus the exchange's latency, per-message and
 // transfer times from `link`.
@@ -181,21 +296,14 @@ absl::StatusOr<double> BusyCollectiveSeconds(const CalibrateOptions& o,
                                              const LinkCost& link, int ranks) {
   ASSIGN_OR_RETURN(const std::vector<int64_t> rows,
                    LayerShapedRows(DType::kQ4_0, o.collective_set_mib));
-  std::vector<std::unique_ptr<CpuBackend>> backends;
-  std::vector<std::unique_ptr<MatrixSet>> sets;
-  std::vector<MatrixSet*> all;
-  for (int rank = 0; rank < ranks; ++rank) {
-    ASSIGN_OR_RETURN(backends.emplace_back(), OneThreadBackend());
-    ASSIGN_OR_RETURN(sets.emplace_back(),
-                     MatrixSet::Create(backends.back().get(), DType::kQ4_0, rows));
-    all.push_back(sets.back().get());
-  }
-  // Pairs of runs back to back, the median of their differences: the
+  // Pairs of loops back to back, the median of their differences: the
   // host's speed drifts over seconds, a pair's halves see about the same.
+  ASSIGN_OR_RETURN(const std::vector<LoopPair> pairs, NodeProcesses(o, rows, ranks));
+  const double phases = static_cast<double>(kBusyPasses * rows.size());
   std::vector<double> alone, synced, extra;
-  for (int loop = 0; loop < kBusyLoops; ++loop) {
-    ASSIGN_OR_RETURN(alone.emplace_back(), PhaseSeconds(o, all, /*exchange=*/false));
-    ASSIGN_OR_RETURN(synced.emplace_back(), PhaseSeconds(o, all, /*exchange=*/true));
+  for (const LoopPair& p : pairs) {
+    alone.push_back(p.alone / phases);
+    synced.push_back(p.synced / phases);
     extra.push_back(synced.back() - alone.back());
   }
   const double messages = (ranks - 1) * (link.per_message_us() * 1e-6 +
