@@ -215,6 +215,36 @@ TEST(CpuBackendTest, ElementwiseAndEmbed) {
   EXPECT_EQ(b.Embed(*tb, bad, eb.get()).code(), absl::StatusCode::kOutOfRange);
 }
 
+// Embedding rows of a q4_0 table, which the backend keeps repacked (tiles
+// of 4 rows, then the last rows single): every row reads back as its plain
+// blocks dequantize, for widths with and without a tail of blocks.
+TEST(CpuBackendTest, EmbedReadsEveryRowOfARepackedQ4Table) {
+  auto owned = CpuBackend::Create(BackendOptions{2}).value();
+  CpuBackend& b = *owned;
+  for (const int64_t cols : {int64_t{512}, int64_t{288}}) {
+    const int64_t rows = 11;
+    const std::vector<float> wf = Random(rows * cols, 31);
+    const uint64_t row_bytes = *RowBytes(DType::kQ4_0, cols);
+    std::vector<uint8_t> wq(rows * row_bytes);
+    for (int64_t r = 0; r < rows; ++r) {
+      ASSERT_TRUE(QuantizeRow(DType::kQ4_0, &wf[r * cols], cols, &wq[r * row_bytes]).ok());
+    }
+    auto table = b.CreateWeight(DType::kQ4_0, rows, cols, wq.data()).value();
+    std::vector<int32_t> ids(rows);
+    for (int32_t r = 0; r < rows; ++r) ids[r] = rows - 1 - r;
+    auto out = b.CreateActivation(rows, cols).value();
+    ASSERT_TRUE(b.Embed(*table, ids, out.get()).ok());
+    const std::vector<float> got = ReadAll(b, *out);
+    std::vector<float> want(cols);
+    for (int64_t i = 0; i < rows; ++i) {
+      ASSERT_TRUE(DequantizeRow(DType::kQ4_0, &wq[ids[i] * row_bytes], cols, want.data()).ok());
+      for (int64_t c = 0; c < cols; ++c) {
+        ASSERT_EQ(got[i * cols + c], want[c]) << "cols " << cols << " row " << ids[i] << " col " << c;
+      }
+    }
+  }
+}
+
 TEST(CpuBackendTest, ShapeMismatchIsAnError) {
   auto owned = CpuBackend::Create(BackendOptions{1}).value();
   CpuBackend& b = *owned;
