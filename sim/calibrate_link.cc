@@ -215,76 +215,92 @@ std::string ReadAll(int fd) {
   }
 }
 
+// The child side of NodeProcesses: runs NodeLoops as rank `rank`, writes
+// its report to `fd` ("OK" or the error on the first line, then a line per
+// loop pair) and exits without the parent's destructors or atexit work.
+[[noreturn]] void NodeChild(const CalibrateOptions& o, const std::vector<int64_t>& rows, int rank,
+                            std::vector<std::vector<tcp::Socket>> mesh, int fd) {
+  std::vector<tcp::Socket> mine = std::move(mesh[rank]);
+  mesh.clear();  // this process's copies of the other ranks' ends
+  std::vector<LoopPair> pairs;
+  const absl::Status status = NodeLoops(o, rows, rank, std::move(mine), &pairs);
+  std::string text = status.ok() ? "OK\n" : std::string(status.message()) + "\n";
+  for (const LoopPair& p : pairs) text += absl::StrFormat("%.9g %.9g\n", p.alone, p.synced);
+  WriteAll(fd, text);
+  _exit(status.ok() ? 0 : 1);
+}
+
+// Reads node `rank`'s report into `slowest` (per loop, the slowest node's
+// pair so far); the node's error, or what is wrong with the report.
+absl::Status ReadReport(const std::string& text, int rank, std::vector<LoopPair>* slowest) {
+  const std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (lines.empty()) return absl::InternalError(absl::StrCat("node ", rank, " died"));
+  if (lines[0] != "OK") return absl::InternalError(absl::StrCat("node ", rank, ": ", lines[0]));
+  if (lines.size() != slowest->size() + 1) {
+    return absl::InternalError(absl::StrCat("node ", rank, " reported ", lines.size() - 1,
+                                            " loops of ", slowest->size()));
+  }
+  for (size_t loop = 0; loop < slowest->size(); ++loop) {
+    LoopPair p;
+    if (std::sscanf(lines[loop + 1].c_str(), "%lf %lf", &p.alone, &p.synced) != 2) {
+      return absl::InternalError(absl::StrCat("node ", rank, ": bad report line"));
+    }
+    (*slowest)[loop].alone = std::max((*slowest)[loop].alone, p.alone);
+    (*slowest)[loop].synced = std::max((*slowest)[loop].synced, p.synced);
+  }
+  return absl::OkStatus();
+}
+
 // Runs NodeLoops for `ranks` nodes, each in a process of its own (forked),
 // as the nodes of a loopback cluster are: switching between processes
-// costs more than between threads, most on a virtual machine. Each child
-// reports "OK" or its error on the first line of its pipe, then a line
-// per loop pair. Returns, per loop, the slowest node's pair.
+// costs more than between threads, most on a virtual machine. Returns, per
+// loop, the slowest node's pair; an error names every node that failed
+// (one node's failure makes the others lose their connections).
 absl::StatusOr<std::vector<LoopPair>> NodeProcesses(const CalibrateOptions& o,
                                                    const std::vector<int64_t>& rows, int ranks) {
   ASSIGN_OR_RETURN(std::vector<std::vector<tcp::Socket>> mesh, MeshSockets(o.clock, ranks));
   std::vector<pid_t> children;
   std::vector<int> reports;
   int start_error = 0;
-  for (int r = 0; r < ranks; ++r) {
+  for (int r = 0; r < ranks && start_error == 0; ++r) {
     int fds[2];
     if (pipe(fds) != 0) {
       start_error = errno;
       break;
     }
     const pid_t pid = fork();
-    if (pid < 0) start_error = errno;
     if (pid == 0) {
       close(fds[0]);
-      std::vector<tcp::Socket> mine = std::move(mesh[r]);
-      mesh.clear();  // this process's copies of the other ranks' ends
-      std::vector<LoopPair> pairs;
-      const absl::Status status = NodeLoops(o, rows, r, std::move(mine), &pairs);
-      std::string text = status.ok() ? "OK\n" : std::string(status.message()) + "\n";
-      for (const LoopPair& p : pairs) text += absl::StrFormat("%.9g %.9g\n", p.alone, p.synced);
-      WriteAll(fds[1], text);
-      _exit(status.ok() ? 0 : 1);  // no destructors or atexit work of the parent's
+      NodeChild(o, rows, r, std::move(mesh), fds[1]);
     }
+    if (pid < 0) start_error = errno;
     close(fds[1]);
     if (pid < 0) {
       close(fds[0]);
-      break;
+    } else {
+      children.push_back(pid);
+      reports.push_back(fds[0]);
     }
-    children.push_back(pid);
-    reports.push_back(fds[0]);
   }
-  mesh.clear();  // the children hold the connections now
+  mesh.clear();  // the children hold the connections now (or fail without them)
   std::vector<std::string> texts;
   for (int fd : reports) {
     texts.push_back(ReadAll(fd));
     close(fd);
   }
   for (pid_t pid : children) waitpid(pid, nullptr, 0);
-  if (static_cast<int>(children.size()) < ranks) {
+  if (start_error != 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "calibration: cannot start node process ", children.size() + 1, " of ", ranks, ": ",
         std::strerror(start_error)));
   }
   std::vector<LoopPair> slowest(kBusyLoops);
+  std::string errors;
   for (int r = 0; r < ranks; ++r) {
-    const std::vector<std::string> lines = absl::StrSplit(texts[r], '\n', absl::SkipEmpty());
-    if (lines.empty()) return absl::InternalError(absl::StrCat("calibration node ", r, " died"));
-    if (lines[0] != "OK") {
-      return absl::InternalError(absl::StrCat("calibration node ", r, ": ", lines[0]));
-    }
-    if (static_cast<int>(lines.size()) != kBusyLoops + 1) {
-      return absl::InternalError(absl::StrCat("calibration node ", r, " reported ",
-                                              lines.size() - 1, " loops of ", kBusyLoops));
-    }
-    for (int loop = 0; loop < kBusyLoops; ++loop) {
-      LoopPair p;
-      if (std::sscanf(lines[loop + 1].c_str(), "%lf %lf", &p.alone, &p.synced) != 2) {
-        return absl::InternalError(absl::StrCat("calibration node ", r, ": bad report line"));
-      }
-      slowest[loop].alone = std::max(slowest[loop].alone, p.alone);
-      slowest[loop].synced = std::max(slowest[loop].synced, p.synced);
-    }
+    const absl::Status status = ReadReport(texts[r], r, &slowest);
+    if (!status.ok()) absl::StrAppend(&errors, errors.empty() ? "" : "; ", status.message());
   }
+  if (!errors.empty()) return absl::InternalError(absl::StrCat("calibration nodes: ", errors));
   return slowest;
 }
 
