@@ -181,57 +181,50 @@ void UnpackGroup(const uint8_t* in, BlockQ4_0* dst) {
   }
 }
 
-// Offsets, from the start of a tile, of row i's group g and of row i's
-// plain tail blocks.
-size_t TileGroupOffset(int64_t g, int64_t i) { return (g * kQ4x8TileRows + i) * kQ4x8GroupBytes; }
-size_t TileTailOffset(int64_t nb, int64_t i) {
+// Row r of a run of `rows` rows: where its tile starts (in rows), the
+// tile's row count (a row after the last whole tile is a tile of one), and
+// its place in the tile.
+struct TilePlace {
+  int64_t first, tile_rows, i;
+};
+TilePlace PlaceOf(int64_t rows, int64_t r) {
+  if (r < rows / kQ4x8TileRows * kQ4x8TileRows) {
+    return {r - r % kQ4x8TileRows, kQ4x8TileRows, r % kQ4x8TileRows};
+  }
+  return {r, 1, 0};
+}
+
+// Offsets, from the start of a tile, of group g and of the plain tail
+// blocks of the row at `at` in it.
+size_t GroupOffset(const TilePlace& at, int64_t g) {
+  return (g * at.tile_rows + at.i) * kQ4x8GroupBytes;
+}
+size_t TailOffset(const TilePlace& at, int64_t nb) {
   const int64_t groups = nb / kQ4x8Blocks;
-  return groups * kQ4x8TileRows * kQ4x8GroupBytes +
-         i * (nb - groups * kQ4x8Blocks) * sizeof(BlockQ4_0);
+  return groups * at.tile_rows * kQ4x8GroupBytes +
+         at.i * (nb - groups * kQ4x8Blocks) * sizeof(BlockQ4_0);
 }
 
 }  // namespace
 
 void RepackQ4_0x8Rows(const BlockQ4_0* src, int64_t rows, int64_t nb, void* dst) {
-  uint8_t* out = static_cast<uint8_t*>(dst);
   const int64_t groups = nb / kQ4x8Blocks, tail = nb - groups * kQ4x8Blocks;
   const size_t row_bytes = nb * sizeof(BlockQ4_0);
-  const int64_t tiled = rows / kQ4x8TileRows * kQ4x8TileRows;
-  for (int64_t t = 0; t < tiled; t += kQ4x8TileRows) {
-    uint8_t* tile = out + t * row_bytes;
-    for (int64_t i = 0; i < kQ4x8TileRows; ++i) {
-      const BlockQ4_0* row = src + (t + i) * nb;
-      for (int64_t g = 0; g < groups; ++g) {
-        PackGroup(row + g * kQ4x8Blocks, tile + TileGroupOffset(g, i));
-      }
-      std::memcpy(tile + TileTailOffset(nb, i), row + groups * kQ4x8Blocks,
-                  tail * sizeof(BlockQ4_0));
-    }
-  }
-  for (int64_t r = tiled; r < rows; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const TilePlace at = PlaceOf(rows, r);
     const BlockQ4_0* row = src + r * nb;
-    uint8_t* o = out + r * row_bytes;
-    for (int64_t g = 0; g < groups; ++g) PackGroup(row + g * kQ4x8Blocks, o + g * kQ4x8GroupBytes);
-    std::memcpy(o + groups * kQ4x8GroupBytes, row + groups * kQ4x8Blocks, tail * sizeof(BlockQ4_0));
+    uint8_t* tile = static_cast<uint8_t*>(dst) + at.first * row_bytes;
+    for (int64_t g = 0; g < groups; ++g) PackGroup(row + g * kQ4x8Blocks, tile + GroupOffset(at, g));
+    std::memcpy(tile + TailOffset(at, nb), row + groups * kQ4x8Blocks, tail * sizeof(BlockQ4_0));
   }
 }
 
 void UnpackQ4_0x8Row(const void* src, int64_t rows, int64_t r, int64_t nb, BlockQ4_0* dst) {
-  const uint8_t* in = static_cast<const uint8_t*>(src);
   const int64_t groups = nb / kQ4x8Blocks, tail = nb - groups * kQ4x8Blocks;
-  const size_t row_bytes = nb * sizeof(BlockQ4_0);
-  if (r < rows / kQ4x8TileRows * kQ4x8TileRows) {
-    const int64_t i = r % kQ4x8TileRows;
-    const uint8_t* tile = in + (r - i) * row_bytes;
-    for (int64_t g = 0; g < groups; ++g) {
-      UnpackGroup(tile + TileGroupOffset(g, i), dst + g * kQ4x8Blocks);
-    }
-    std::memcpy(dst + groups * kQ4x8Blocks, tile + TileTailOffset(nb, i), tail * sizeof(BlockQ4_0));
-    return;
-  }
-  const uint8_t* row = in + r * row_bytes;
-  for (int64_t g = 0; g < groups; ++g) UnpackGroup(row + g * kQ4x8GroupBytes, dst + g * kQ4x8Blocks);
-  std::memcpy(dst + groups * kQ4x8Blocks, row + groups * kQ4x8GroupBytes, tail * sizeof(BlockQ4_0));
+  const TilePlace at = PlaceOf(rows, r);
+  const uint8_t* tile = static_cast<const uint8_t*>(src) + at.first * nb * sizeof(BlockQ4_0);
+  for (int64_t g = 0; g < groups; ++g) UnpackGroup(tile + GroupOffset(at, g), dst + g * kQ4x8Blocks);
+  std::memcpy(dst + groups * kQ4x8Blocks, tile + TailOffset(at, nb), tail * sizeof(BlockQ4_0));
 }
 
 }  // namespace shardlm::cpu
