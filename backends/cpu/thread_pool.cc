@@ -23,20 +23,22 @@ inline void CpuRelax() {
 #endif
 }
 
-// The job word: generation (32 bits) | chunk count (16) | next chunk (16).
-// Keeping the count in the same atomic word as the claim counter means a
-// worker still looking at a finished job sees next == count and can never
-// claim a chunk of the job that replaces it.
+// Chunk indices live in 16-bit fields of the region words.
 constexpr int64_t kMaxChunks = 0xffff;
 
-inline uint32_t GenerationOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
-inline int64_t ChunksOf(uint64_t state) { return static_cast<int64_t>((state >> 16) & 0xffff); }
-inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffff); }
+inline uint32_t GenerationOf(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
+inline int64_t ChunksOf(uint64_t state) { return static_cast<int64_t>(state & 0xffffffff); }
+inline int64_t BeginOf(uint64_t word) { return static_cast<int64_t>((word >> 16) & 0xffff); }
+inline int64_t EndOf(uint64_t word) { return static_cast<int64_t>(word & 0xffff); }
+inline uint64_t RegionWord(uint32_t generation, int64_t begin, int64_t end) {
+  return static_cast<uint64_t>(generation) << 32 | static_cast<uint64_t>(begin) << 16 |
+         static_cast<uint64_t>(end);
+}
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {
-  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)), regions_(threads_) {
+  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -52,29 +54,33 @@ bool ThreadPool::ShouldWake(WakeArgs* args) {
          GenerationOf(args->pool->state_.load(std::memory_order_acquire)) != args->seen;
 }
 
-void ThreadPool::RunChunks(uint32_t generation) {
-  uint64_t state = state_.load(std::memory_order_acquire);
-  while (GenerationOf(state) == generation && NextOf(state) < ChunksOf(state)) {
-    if (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
-      continue;  // `state` was reloaded
+int64_t ThreadPool::Claim(uint32_t generation, int r, bool own) {
+  std::atomic<uint64_t>& word = regions_[r].word;
+  uint64_t w = word.load(std::memory_order_acquire);
+  while (GenerationOf(w) == generation && BeginOf(w) < EndOf(w)) {
+    const int64_t begin = BeginOf(w), end = EndOf(w);
+    const uint64_t next =
+        own ? RegionWord(generation, begin + 1, end) : RegionWord(generation, begin, end - 1);
+    if (word.compare_exchange_weak(w, next, std::memory_order_acq_rel,
+                                   std::memory_order_acquire)) {
+      return own ? begin : end - 1;
     }
-    // Claim c takes chunk c / T of region c % T (the job cut into T equal
-    // regions): threads that claim in turn each stream one region front to
-    // back, so the memory prefetchers see long runs, not a jump a chunk.
-    const int64_t chunks = ChunksOf(state);
-    const int64_t per_region = chunks / threads_;
-    const int64_t claim = NextOf(state);
-    const int64_t chunk = (claim % threads_) * per_region + claim / threads_;
-    const int64_t begin = n_ * chunk / chunks;
-    const int64_t end = n_ * (chunk + 1) / chunks;
-    if (begin < end) (*fn_)(begin, end);
-    chunks_done_.fetch_add(1, std::memory_order_acq_rel);
-    state = state_.load(std::memory_order_acquire);
+  }
+  return -1;
+}
+
+void ThreadPool::RunChunks(uint32_t generation, int self) {
+  const int64_t chunks = ChunksOf(state_.load(std::memory_order_acquire));
+  for (int k = 0; k < threads_; ++k) {
+    const int r = (self + k) % threads_;
+    for (int64_t chunk; (chunk = Claim(generation, r, /*own=*/k == 0)) >= 0;) {
+      (*fn_)(n_ * chunk / chunks, n_ * (chunk + 1) / chunks);
+      chunks_done_.fetch_add(1, std::memory_order_acq_rel);
+    }
   }
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(int self) {
   WakeArgs args{this, 0};
   while (true) {
     int spins = 0;
@@ -88,7 +94,7 @@ void ThreadPool::WorkerLoop() {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     args.seen = GenerationOf(state_.load(std::memory_order_acquire));
-    RunChunks(args.seen);
+    RunChunks(args.seen, self);
   }
 }
 
@@ -102,19 +108,23 @@ void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t, int64_t)
   fn_ = &fn;
   n_ = n;
   const int64_t by_cost = n * cost_per_item / kChunkCost;
-  // A multiple of the thread count (RunChunks maps claims onto regions).
-  int64_t chunks = std::min<int64_t>(
-      {n, std::max<int64_t>(threads_ * kChunksPerThread, by_cost), kMaxChunks});
-  chunks = std::max<int64_t>(threads_, chunks / threads_ * threads_);
+  const int64_t chunks =
+      std::min<int64_t>({n, std::max<int64_t>(threads_ * kChunksPerThread, by_cost), kMaxChunks});
   chunks_done_.store(0, std::memory_order_relaxed);
   const uint32_t generation = GenerationOf(state_.load(std::memory_order_relaxed)) + 1;
+  // Participant t's region: chunks [chunks * t / T, chunks * (t + 1) / T).
+  for (int t = 0; t < threads_; ++t) {
+    regions_[t].word.store(
+        RegionWord(generation, chunks * t / threads_, chunks * (t + 1) / threads_),
+        std::memory_order_relaxed);
+  }
   {
     // Under the mutex so that sleeping workers re-check their condition.
     absl::MutexLock lock(&mu_);
-    state_.store(static_cast<uint64_t>(generation) << 32 | static_cast<uint64_t>(chunks) << 16,
+    state_.store(static_cast<uint64_t>(generation) << 32 | static_cast<uint64_t>(chunks),
                  std::memory_order_release);
   }
-  RunChunks(generation);
+  RunChunks(generation, /*self=*/0);
   // Every chunk is claimed; wait for the ones other threads are running.
   int spins = 0;
   while (chunks_done_.load(std::memory_order_acquire) != chunks) {

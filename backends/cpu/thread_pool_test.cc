@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -76,6 +78,34 @@ TEST(ThreadPoolTest, JobsWithGrowingChunkCountsNeverMix) {
       });
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << round << " " << n;
     }
+  }
+}
+
+TEST(ThreadPoolTest, OthersFinishTheRegionOfAStalledParticipant) {
+  // The worker stalls in the first chunk it runs until the caller has run
+  // every other chunk: the caller must take the rest of the worker's region
+  // (its own region alone is half the chunks). Bounded: a stalled worker gives
+  // up after 10 s, and the counts then show what the caller could not take.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> by_caller{0}, by_worker{0};
+    constexpr int64_t kChunks = 8;
+    pool.ParallelFor(kChunks, [&](int64_t b, int64_t e) {
+      if (std::this_thread::get_id() == caller) {
+        by_caller += static_cast<int>(e - b);
+        return;
+      }
+      if (by_worker.fetch_add(static_cast<int>(e - b)) == 0) {
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (by_caller.load() < kChunks - (e - b) && std::chrono::steady_clock::now() < give_up) {
+          std::this_thread::yield();
+        }
+      }
+    }, /*cost_per_item=*/int64_t{1} << 30);
+    ASSERT_EQ(by_caller.load() + by_worker.load(), kChunks);
+    // The worker ran its stalled chunk at most; the caller ran all the others.
+    ASSERT_LE(by_worker.load(), 1) << round;
   }
 }
 
