@@ -7,14 +7,36 @@
 #ifndef SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_
 #define SHARDLM_BACKENDS_CPU_CPU_BACKEND_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/thread_pool.h"
 #include "core/backend.h"
 
 namespace shardlm {
+
+// Scratch bytes that start on a 64-byte boundary: the q4_0x8 kernels read
+// their prepared activations as whole cache lines, so a token's activations
+// (a multiple of 64 bytes) occupy no more lines than they fill.
+class LineAlignedBytes {
+ public:
+  void resize(size_t bytes) { lines_.resize((bytes + kLine - 1) / kLine); }
+  uint8_t& operator[](size_t i) { return reinterpret_cast<uint8_t*>(lines_.data())[i]; }
+  const uint8_t& operator[](size_t i) const {
+    return reinterpret_cast<const uint8_t*>(lines_.data())[i];
+  }
+
+ private:
+  static constexpr size_t kLine = 64;
+  struct alignas(kLine) Line {
+    uint8_t bytes[kLine];
+  };
+  std::vector<Line> lines_;
+};
 
 class CpuBackend : public Backend {
  public:
@@ -69,11 +91,11 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   // Per-call scratch for the activations in kernel form (ops run one at a time).
   std::vector<cpu::ActBlockQ8> act_q8_;
-  std::vector<uint8_t> act_q4x8_;  // the q4_0x8 kernels' form of act_q8_
+  LineAlignedBytes act_q4x8_;  // the q4_0x8 kernels' form of act_q8_
   std::vector<double> act_scaled_;
   // Scratch of MatMulFixed (kept apart from MatMul's).
   std::vector<cpu::ActBlockQ8> fixed_act_q8_;
-  std::vector<uint8_t> fixed_act_q4x8_;
+  LineAlignedBytes fixed_act_q4x8_;
   std::vector<double> fixed_act_scaled_;
 };
 
